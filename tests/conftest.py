@@ -1,0 +1,14 @@
+"""Shared pytest configuration: a non-interactive matplotlib, and the `backends` marker for the tests that are run
+again under each Keras backend (tools/test.sh runs `pytest -m backends` with KERAS_BACKEND=jax and =torch)."""
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends: backend-sensitive; run on tensorflow, jax and torch")
+    # Keras 3.15's tensor-to-NumPy conversion trips NumPy 2's copy-keyword deprecation on every backend: not ours.
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
