@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: the README's second command is `pip install -e ".[dev]" && bash tools/test.sh`.
+#  1. nbdev_clean, then fail if it changed anything (notebooks must be committed clean);
+#  2. nbdev_export, then fail if it changed anything (the library must be in sync with the notebooks);
+#  3. nbdev_test: every notebook runs top to bottom (its assert cells are tests);
+#  4. pytest tests/ on TensorFlow (includes the README-in-sync check);
+#  5. the backend-sensitive tests (`-m backends`) again on JAX and on PyTorch, after installing their CPU builds;
+#  6. a total over all of it, printed last.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+RESULTS=test-artifacts/results
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+NOTEBOOKS_PASSED=0 NOTEBOOKS_FAILED=0
+START=$(date +%s)
+
+step() { echo; echo "=== [$(( $(date +%s) - START )) s] $*"; }
+snapshot() { git status --porcelain --untracked-files=all; git diff; }
+
+total() {
+  python - "$RESULTS" "$NOTEBOOKS_PASSED" "$NOTEBOOKS_FAILED" "$1" <<'PY'
+import sys, glob
+import xml.etree.ElementTree as ET
+folder, nb_passed, nb_failed, extra_failed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+passed, failed, skipped = nb_passed, nb_failed + extra_failed, 0
+for path in sorted(glob.glob(f"{folder}/*.xml")):
+    suite = ET.parse(path).getroot()
+    suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
+    n, f, e, s = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+    print(f"  pytest on {path.rsplit('/', 1)[-1][:-4]}: {n - f - e - s} passed, {f + e} failed, {s} skipped")
+    passed, failed, skipped = passed + n - f - e - s, failed + f + e, skipped + s
+print(f"  notebooks (nbdev_test): {nb_passed} passed, {nb_failed} failed")
+print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+PY
+}
+
+finish() {  # finish STATUS [WHAT FAILED]
+  step "summary${2:+ (failed: $2)}"
+  total "$([ -n "${2:-}" ] && echo 1 || echo 0)"
+  echo "elapsed: $(( $(date +%s) - START )) s"
+  exit "$1"
+}
+
+step "nbdev_clean: notebooks must be committed clean"
+before=$(snapshot)
+nbdev_clean || finish 1 "nbdev_clean"
+if [ "$(snapshot)" != "$before" ]; then
+  git status --short; echo "nbdev_clean changed files: run nbdev_clean and commit."; finish 1 "notebooks not clean"
+fi
+
+step "nbdev_export: the library must be in sync with the notebooks"
+before=$(snapshot)
+nbdev_export || finish 1 "nbdev_export"
+if [ "$(snapshot)" != "$before" ]; then
+  git status --short; echo "notebooks and library are not in sync: run nbdev_export and commit."
+  finish 1 "library out of sync"
+fi
+
+step "nbdev_test: every notebook, top to bottom"
+nbdev_test --n_workers 2 > "$RESULTS/nbdev_test.log" 2>&1
+nb_status=$?
+grep -v -e MissingIDFieldWarning -e "_validate(nbdict" "$RESULTS/nbdev_test.log"
+notebooks=$(find nbs -name "*.ipynb" ! -name "_*" ! -path "*/.*" | wc -l)
+if [ "$nb_status" -ne 0 ]; then
+  NOTEBOOKS_FAILED=$(grep -c -P '^\t\S+\.ipynb' "$RESULTS/nbdev_test.log" || true)
+  [ "$NOTEBOOKS_FAILED" -gt 0 ] || NOTEBOOKS_FAILED=1
+fi
+NOTEBOOKS_PASSED=$((notebooks - NOTEBOOKS_FAILED))
+
+step "pytest on tensorflow"
+KERAS_BACKEND=tensorflow python -m pytest tests -p no:cacheprovider -q -rfE --junitxml="$RESULTS/tensorflow.xml"
+status=$?
+
+step "installing the jax and torch CPU builds (torch==2.13.0: a plain 'torch' pulls a multi-GB CUDA build)"
+python -m pip install -q "jax[cpu]==0.10.2" "torch==2.13.0" || finish 1 "installing jax and torch"
+
+for backend in jax torch; do
+  step "pytest -m backends on $backend"
+  KERAS_BACKEND=$backend python -m pytest tests -m backends -p no:cacheprovider -q -rfE \
+    --junitxml="$RESULTS/$backend.xml" || status=1
+done
+
+[ "$NOTEBOOKS_FAILED" -eq 0 ] || status=1
+finish "$status"
