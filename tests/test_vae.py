@@ -140,3 +140,12 @@ def test_bad_construction_named():
         vae.sample(-2)
     with pytest.raises(ValueError, match="`seed` must be a non-negative integer"):
         vae.sample(2, seed="x")
+
+
+def test_predict_returns_reconstructions(digits):
+    _, test = digits
+    vae = small_vae()
+    vae.compile(optimizer="adam")
+    out = vae.predict(test["image"], verbose=0)
+    assert out.shape == test["image"].shape and 0 <= out.min() and out.max() <= 1
+    np.testing.assert_allclose(out, vae.decode(ops.convert_to_numpy(vae.encode(test["image"])[0])), atol=1e-5)
