@@ -228,7 +228,7 @@ def test_bad_arguments_raise_value_error_naming_them(loader, kwargs, message):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match="`name` must be one of 'digits', 'multidigits', 'shapes', 'mnist'"):
+    with pytest.raises(ValueError, match="`name` must be one of 'digits', 'multidigits', 'shapes', 'ring', 'mnist'"):
         load_dataset("cifar10")
     assert load_dataset("shapes", level=2, n=3)["image"].shape == (3, 32, 32, 3)
 
