@@ -26,10 +26,11 @@ def test_mmd_separates_distributions():
 
 def test_precision_recall_of_a_collapsed_sample():
     rng = np.random.default_rng(3)
-    centres = np.eye(10) * 10
-    real = np.repeat(centres, 100, axis=0) + rng.standard_normal((1000, 10)) * 0.5
-    full = np.repeat(centres, 50, axis=0) + rng.standard_normal((500, 10)) * 0.5
-    collapsed = np.repeat(centres[:2], 250, axis=0) + rng.standard_normal((500, 10)) * 0.5
+    angles = 2 * np.pi * np.arange(10) / 10
+    centres = 10 * np.stack([np.cos(angles), np.sin(angles)], -1)  # ten well separated clusters in the plane
+    real = np.repeat(centres, 200, axis=0) + rng.standard_normal((2000, 2)) * 0.5
+    full = np.repeat(centres, 50, axis=0) + rng.standard_normal((500, 2)) * 0.5
+    collapsed = np.repeat(centres[:2], 250, axis=0) + rng.standard_normal((500, 2)) * 0.5
     p_full, r_full = precision_recall(real, full)
     p_col, r_col = precision_recall(real, collapsed)
     assert p_full > 0.9 and r_full > 0.9
