@@ -103,7 +103,7 @@ def test_readme_is_rendered_from_the_index_notebook():
     assert result.returncode == 0, result.stdout[-3000:]
     readme = (ROOT / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("pip install")]
-    assert commands[:2] == ['pip install -e . && mmgen datasets --out mmgen-out',
+    assert commands[:2] == ['pip install -e . && mmgen demo --out mmgen-out',
                             'pip install -e ".[dev]" && bash tools/test.sh']
 
 
