@@ -1,0 +1,255 @@
+"""Quality bars for the corrected models, run by hand (not a test): ours against a plain-Keras reference of the same
+architecture, written the way the keras.io examples write their VAE and DCGAN (a custom TensorFlow train_step with
+tf.GradientTape), in the same run, on the same data, at equal epochs; and the 8-Gaussian ring on every installed
+backend. Writes quality.json and quality.md into --out.
+
+    python benchmarks/quality.py --out benchmark-out            # about 6 minutes on a 2-core CPU
+    python benchmarks/quality.py --out benchmark-out --quick    # a smoke run
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from mmgen_nbdev.backend import set_seed  # noqa: E402
+from mmgen_nbdev.data import load_digits  # noqa: E402
+from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator  # noqa: E402
+from mmgen_nbdev.metrics import digit_classifier, digit_frechet_distance, iwae_nll, precision_recall  # noqa: E402
+from mmgen_nbdev.modalities import image_decoder, image_encoder  # noqa: E402
+from mmgen_nbdev.vae import VAE  # noqa: E402
+
+
+class EpochTimer(keras.callbacks.Callback):
+    "Wall time of each epoch."
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
+
+# ---- the references, in the keras.io examples' style (TensorFlow only) ----------------------------------------------
+class ReferenceVAE(keras.Model):
+    "keras.io examples/generative/vae.py: sigmoid decoder, BCE on probabilities, GradientTape train_step."
+
+    def __init__(self, encoder, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder = encoder, decoder
+        self.seed_generator = keras.random.SeedGenerator(0)
+        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
+
+    @property
+    def metrics(self):
+        return [self.total_loss_tracker]
+
+    def train_step(self, data):
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            z_mean, z_log_var = self.encoder(data)
+            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+            z = z_mean + ops.exp(0.5 * z_log_var) * eps
+            reconstruction = ops.sigmoid(self.decoder(z))
+            reconstruction_loss = ops.mean(ops.sum(keras.losses.binary_crossentropy(data, reconstruction), axis=(1, 2)))
+            kl_loss = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+            total_loss = reconstruction_loss + ops.mean(ops.sum(kl_loss, axis=1))
+        grads = tape.gradient(total_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        self.total_loss_tracker.update_state(total_loss)
+        return {"loss": self.total_loss_tracker.result()}
+
+
+class ReferenceGAN(keras.Model):
+    "keras.io examples/generative/dcgan_overriding_train_step.py: sigmoid D, label noise, two GradientTapes."
+
+    def __init__(self, discriminator, generator, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.discriminator, self.generator, self.latent_dim = discriminator, generator, latent_dim
+        self.seed_generator = keras.random.SeedGenerator(0)
+        self.d_loss_metric, self.g_loss_metric = keras.metrics.Mean(name="d_loss"), keras.metrics.Mean(name="g_loss")
+
+    @property
+    def metrics(self):
+        return [self.d_loss_metric, self.g_loss_metric]
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn):
+        super().compile()
+        self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+
+    def train_step(self, real_images):
+        import tensorflow as tf
+        batch_size = ops.shape(real_images)[0]
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        combined = ops.concatenate([self.generator(z), real_images], axis=0)
+        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
+        labels += 0.05 * keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            d_loss = self.loss_fn(labels, ops.sigmoid(self.discriminator(combined)))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), ops.sigmoid(self.discriminator(self.generator(z))))
+        grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        self.d_loss_metric.update_state(d_loss)
+        self.g_loss_metric.update_state(g_loss)
+        return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
+
+
+# ---- the comparisons -------------------------------------------------------------------------------------------------
+def vae_networks():
+    return image_encoder((16, 16, 1), 2, gaussian=True), image_decoder(2, (16, 16, 1))
+
+
+def compare_vae(train, test, epochs):
+    "Ours and the reference, same networks and data; evaluated by the same code (our ELBO and IWAE)."
+    results = {}
+    for name in ("ours", "reference"):
+        set_seed(0)
+        encoder, decoder = vae_networks()
+        timer = EpochTimer()
+        if name == "ours":
+            model = VAE(encoder, decoder, seed=0)
+            model.compile(optimizer=keras.optimizers.Adam(2e-3))
+            model.fit(train, epochs=epochs, batch_size=64, verbose=0, callbacks=[timer])
+            evaluator = model
+        else:
+            model = ReferenceVAE(encoder, decoder)
+            model.compile(optimizer=keras.optimizers.Adam(2e-3))
+            model.fit(train, epochs=epochs, batch_size=64, verbose=0, callbacks=[timer])
+            evaluator = VAE(encoder, decoder, seed=0)  # shares the trained networks; evaluates them identically
+            evaluator.compile()
+        results[name] = {
+            "test_neg_elbo": float(evaluator.evaluate(test, verbose=0, return_dict=True)["neg_elbo"]),
+            "test_nll_iwae64": iwae_nll(evaluator, test, k=64),
+            "seconds_per_epoch": float(np.median(timer.times[1:])),
+        }
+    return results
+
+
+def gan_networks():
+    return dcgan_generator(32, (16, 16, 1)), dcgan_discriminator((16, 16, 1))
+
+
+def compare_gan(train, test, epochs):
+    "Ours (non-saturating, logits) and the reference, same networks, optimizers and data."
+    classifier, extractor = digit_classifier(16)
+    real_features = extractor.predict(test, verbose=0)
+    results = {}
+    for name in ("ours", "reference"):
+        set_seed(0)
+        generator, discriminator = gan_networks()
+        timer = EpochTimer()
+        optimizers = dict(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                          g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        if name == "ours":
+            model = GAN(generator, discriminator, value_range=(-1, 1), seed=0)
+            model.compile(**optimizers)
+        else:
+            model = ReferenceGAN(discriminator, generator, 32)
+            model.compile(loss_fn=keras.losses.BinaryCrossentropy(), **optimizers)
+        model.fit(train * 2 - 1, epochs=epochs, batch_size=64, verbose=0, callbacks=[timer])
+        z = np.random.default_rng(1).standard_normal((1000, 32)).astype("float32")
+        samples = (ops.convert_to_numpy(generator(z, training=False)) + 1) / 2
+        probabilities = ops.convert_to_numpy(ops.softmax(classifier.predict(samples, verbose=0)))
+        precision, recall = precision_recall(real_features, extractor.predict(samples, verbose=0))
+        results[name] = {
+            "frechet_distance": digit_frechet_distance(test, samples),
+            "precision": precision, "recall": recall,
+            "classifier_confidence": float(probabilities.max(-1).mean()),
+            "digits_covered": int(len(np.unique(probabilities.argmax(-1)))),
+            "seconds_per_epoch": float(np.median(timer.times[1:])),
+        }
+    return results
+
+
+RING_SCRIPT = """
+import json, os, sys, time
+import keras, numpy as np
+from mmgen_nbdev.backend import set_seed
+from mmgen_nbdev.data import load_ring
+from mmgen_nbdev.gan import GAN, mlp_discriminator, mlp_generator, mode_coverage
+std, steps = float(sys.argv[1]), int(sys.argv[2])
+ring = load_ring(256 * 100, std=std)
+set_seed(0)
+gan = GAN(mlp_generator(2), mlp_discriminator(), seed=0)
+gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
+start = time.perf_counter()
+gan.fit(ring["points"], epochs=steps // 100, batch_size=256, verbose=0)
+covered, good = mode_coverage(gan.generate(4000, seed=1), ring["centres"], std)
+print(json.dumps({"modes_covered": covered, "fraction_within_3_sigma": good, "steps": steps,
+                  "seconds": time.perf_counter() - start}))
+"""
+
+
+def ring_on_backends(steps):
+    results = {}
+    for backend in ("tensorflow", "jax", "torch"):
+        for std in (0.05, 0.02):
+            env = {**os.environ, "KERAS_BACKEND": backend}
+            run = subprocess.run([sys.executable, "-c", RING_SCRIPT, str(std), str(steps)], capture_output=True,
+                                 text=True, env=env)
+            key = f"{backend}, std {std}"
+            results[key] = json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else {
+                "error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "failed"}
+    return results
+
+
+def markdown(report):
+    lines = [f"# Quality bars ({report['date']}, {report['machine']})", "",
+             f"VAE and GAN on the 16×16 digits, {report['epochs_vae']} and {report['epochs_gan']} epochs, TensorFlow backend.", "",
+             "| model | metric | ours | keras.io-style reference |", "|---|---|---|---|"]
+    for model in ("vae", "gan"):
+        ours, ref = report[model]["ours"], report[model]["reference"]
+        for metric in ours:
+            lines.append(f"| {model} | {metric} | {ours[metric]:.4g} | {ref[metric]:.4g} |")
+    lines += ["", "8-Gaussian ring (modes covered, fraction of samples within 3σ of a mode):", "",
+              "| backend, mode std | modes | within 3σ | steps | seconds |", "|---|---|---|---|---|"]
+    for key, r in report["ring"].items():
+        if "error" in r:
+            lines.append(f"| {key} | error: {r['error']} | | | |")
+        else:
+            lines.append(f"| {key} | {r['modes_covered']}/8 | {r['fraction_within_3_sigma']:.1%} | {r['steps']} | "
+                         f"{r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if keras.backend.backend() != "tensorflow":
+        sys.exit("the references use tf.GradientTape, as the keras.io examples do: run with KERAS_BACKEND=tensorflow")
+    args.out.mkdir(parents=True, exist_ok=True)
+    train, test = load_digits("train", image_size=16)["image"], load_digits("test", image_size=16)["image"]
+    epochs_vae, epochs_gan, ring_steps = (3, 2, 300) if args.quick else (40, 25, 4000)
+    import platform
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+              "epochs_vae": epochs_vae, "epochs_gan": epochs_gan}
+    print("VAE: ours vs reference", flush=True)
+    report["vae"] = compare_vae(train, test, epochs_vae)
+    print("GAN: ours vs reference", flush=True)
+    report["gan"] = compare_gan(train, test, epochs_gan)
+    print("ring on every backend", flush=True)
+    report["ring"] = ring_on_backends(ring_steps)
+    (args.out / "quality.json").write_text(json.dumps(report, indent=1))
+    (args.out / "quality.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
