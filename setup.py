@@ -37,7 +37,8 @@ def version_tuple(v):
 
 requirements = words("requirements") + lines("tf_requirements")
 extras = {
-    "dev": words("dev_requirements"),
+    "dev": words("dev_requirements") + words("docs_requirements"),
+    "docs": words("docs_requirements"),
     "jax": words("jax_requirements"),
     "jax-gpu": words("jax_gpu_requirements"),
     "torch": words("torch_requirements"),

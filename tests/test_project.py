@@ -57,7 +57,9 @@ def test_setup_requirements_extras_and_entry_points():
     cpu_tf = [r for r in reqs if r.startswith("tensorflow-cpu")]
     assert cpu_tf and 'sys_platform == "linux"' in cpu_tf[0], "Linux x86-64 gets tensorflow-cpu, no CUDA build"
     assert not any(r.startswith("tensorflow[and-cuda]") for r in reqs)
-    assert set(kw["extras_require"]) >= {"dev", "jax", "torch", "gpu", "jax-gpu"}
+    assert set(kw["extras_require"]) >= {"dev", "docs", "jax", "torch", "gpu", "jax-gpu"}
+    assert set(kw["extras_require"]["docs"]) <= set(kw["extras_require"]["dev"]), "the dev extra builds the docs"
+    assert any(r.startswith("myst-nb") for r in kw["extras_require"]["docs"])
     assert any("and-cuda" in r for r in kw["extras_require"]["gpu"])
     assert kw["entry_points"]["console_scripts"] == ["mmgen=mmgen_nbdev.cli:main"]
     assert kw["entry_points"]["nbdev"] == ["mmgen_nbdev=mmgen_nbdev._modidx:d"]

@@ -1,0 +1,496 @@
+"""Build the documentation site offline: `python docs/build.py` (or `make docs`) writes docs/_build/html/.
+
+The pipeline, which needs no Quarto and no network once its two JavaScript packages are cached:
+
+1. **Execute** each notebook of nbs/ (and any `--extra` notebook) in a fresh Jupyter kernel with nbclient, with
+   `IN_TEST=1` (the small sizes that `nbdev_test` uses) and nbdev's `add_show_docs` applied first, so that the
+   API reference (`show_doc`) is rendered by the same kernel. Cells marked `#| eval: false` or with a flag from
+   settings.ini's `tst_flags` (`#| slow`, `#| notest`) are shown but not run. Widget state is saved
+   (`store_widget_state=True`), so every widget shows its final state. Results are cached in
+   docs/_build/cache/, keyed on the notebook, the library and this file.
+2. **Process** each executed notebook with nbdev's own processors (those `nbdev_docs` uses, less the two that
+   re-execute code): hidden and exported cells dropped, front matter read, doc links added.
+3. **Translate** Quarto's conventions into myst-nb's: the front matter becomes the page title and description,
+   `#| echo: false` / `output: false` / `include: false` / `code-fold: true` become the cell tags `remove-input`,
+   `remove-output`, `remove-cell`, `hide-input`; nbdev's links to the published site become links between the
+   pages built here, and every `show_doc` heading gets the anchor nbdev's links point at.
+4. **Render** with Sphinx + myst-nb (no execution there) and the Furo theme: MathJax 3 from the PyPI package
+   sphinx-mathjax-offline, the ipywidgets HTML manager and require.js from pinned npm packages (downloaded once
+   from the npm registry, checked against their sha512 integrity and cached in docs/_build/vendor/), Sphinx's
+   own offline search. Pages are named as nbdev names them (`04_vae.ipynb` -> `vae.html`), the chapters
+   ordered by their file names, so a new notebook in nbs/ appears in its place without any configuration.
+
+`--only index 04_vae` builds a subset (the home page is always included); the test suite builds
+`--only index 04_vae --extra tests/fixtures/docs_widgets.ipynb` and checks it in headless Chromium.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import configparser
+import hashlib
+import html
+import inspect
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+DEFAULT_BUILD = DOCS / "_build"
+CACHE_VERSION = "1"  # bump to invalidate every cached execution
+
+# Pinned npm packages: (version, sha512 integrity from the registry, {file in the tarball: name in _static/vendor}).
+# Both are fetched as plain tarballs (no npm needed); the widget manager bundle alone is 3.6 MB, too big to commit.
+NPM = {
+    "requirejs": ("2.3.8", "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
+                  {"package/require.js": "require.js"}),
+    "@jupyter-widgets/html-manager": (
+        "1.0.15", "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        {"package/dist/embed-amd.js": "embed-amd.js", "package/dist/embed.js.LICENSE.txt": "embed-amd.js.LICENSE.txt"}),
+}
+LICENCES = {"requirejs": "MIT", "@jupyter-widgets/html-manager": "BSD-3-Clause"}
+
+DIRECTIVE = re.compile(r"^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
+QUARTO_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-output",
+               ("include", "false"): "remove-cell", ("code-fold", "true"): "hide-input"}
+# Log lines of TensorFlow/XLA/absl start-up written to stderr: noise on a docs page.
+STDERR_NOISE = re.compile(r"(tensorflow|oneDNN|cuda|absl|XLA|TF_ENABLE|WARNING: All log messages|^\s*$|"
+                          r"^[IWE]\d{4} |computation placer|Unable to register)", re.I)
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+def settings() -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(delimiters=["="])
+    parser.read(ROOT / "settings.ini", encoding="utf-8")
+    return parser["DEFAULT"]
+
+
+def page_name(nb_path: Path) -> str:
+    "The page nbdev gives a notebook: `04_vae.ipynb` -> `vae` (as in `vae.html`)."
+    return re.sub(r"^\d+[a-zA-Z0-9]*_", "", nb_path.stem)
+
+
+def chapters(nbs: Path) -> list[Path]:
+    "The notebooks of the site, index first, then in file-name order (the learning order), as `nbdev_sidebar`."
+    files = [p for p in nbs.glob("*.ipynb") if not p.name.startswith(("_", "."))]
+    return sorted(files, key=lambda p: ("" if p.stem == "index" else p.name))
+
+
+def select(files: list[Path], only: list[str] | None) -> list[Path]:
+    "The notebooks named in `only` (by stem, page name or file name), with the home page always included."
+    if not only:
+        return files
+    wanted = {o.removesuffix(".ipynb") for o in only} | {"index"}
+    chosen = [p for p in files if p.stem in wanted or page_name(p) in wanted]
+    unknown = wanted - {p.stem for p in chosen} - {page_name(p) for p in chosen}
+    if unknown:
+        raise SystemExit(f"--only: no notebook named {sorted(unknown)} in nbs/ (have: {[p.stem for p in files]})")
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------ execution
+def cache_key(nb_path: Path) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    h.update((inspect.getsource(execute) + inspect.getsource(directives)).encode())  # how it is executed
+    h.update(nb_path.read_bytes())
+    for lib_file in sorted((ROOT / settings()["lib_path"]).glob("**/*.py")):
+        h.update(lib_file.name.encode() + lib_file.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def directives(source: str) -> dict[str, str]:
+    "The `#| key: value` lines at the top of a cell, as {key: value}."
+    found = {}
+    for line in source.splitlines():
+        if not line.strip():
+            continue
+        match = DIRECTIVE.match(line)
+        if not match:
+            break
+        found[match.group(1).lower()] = match.group(2).strip().strip("'\"").lower()
+    return found
+
+
+def execute(nb_path: str, cwd: str, timeout: int) -> str:
+    """Execute the notebook at `nb_path` in a fresh kernel (run in a worker process); return it as JSON text.
+
+    nbdev's `add_show_docs` runs first, so exported names get their `show_doc` cells, which execute in the same
+    kernel as the chapter. Cells nbdev_test would skip are tagged `skip-execution`, which nbclient honours."""
+    os.environ["IN_TEST"] = "1"  # the notebooks' small configurations, as under nbdev_test
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    import nbformat
+    from execnb.nbio import nb2dict, read_nb
+    from nbclient import NotebookClient
+    from nbdev.process import NBProcessor
+    from nbdev.processors import add_show_docs
+
+    nbn = nbformat.read(nb_path, as_version=4)
+    nb = read_nb(nb_path)  # nbdev's processing strips the directives it reads: it only says where show_docs go
+    NBProcessor(nb=nb, procs=[add_show_docs]).process()
+    originals, cells = iter(nbn.cells), []
+    for cell in nb2dict(nb)["cells"]:
+        cells.append(nbformat.v4.new_code_cell("".join(cell["source"])) if cell.get("has_sd") else next(originals))
+    assert next(originals, None) is None, "add_show_docs dropped a cell"
+    nbn.cells = cells
+    skip_flags = set(settings().get("tst_flags", "").split())
+    for cell in nbn.cells:
+        if cell.cell_type == "code":
+            opts = directives(cell.source)
+            if opts.get("eval") == "false" or skip_flags & set(opts):
+                cell.metadata.setdefault("tags", []).append("skip-execution")
+    prelude = nbformat.v4.new_code_cell("from nbdev.showdoc import show_doc\n%matplotlib inline")
+    nbn.cells.insert(0, prelude)
+    client = NotebookClient(nbn, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": cwd}})
+    client.execute()
+    nbn.cells.pop(0)
+    for cell in nbn.cells:
+        tags = cell.metadata.get("tags", [])
+        if "skip-execution" in tags:
+            tags.remove("skip-execution")
+            if not tags:
+                del cell.metadata["tags"]
+    return nbformat.writes(nbn)
+
+
+def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cache: bool) -> dict[Path, str]:
+    "Every notebook of `files` executed (from the cache where it is current), as {path: JSON text}."
+    cache.mkdir(parents=True, exist_ok=True)
+    done, todo = {}, []
+    for path in files:
+        cached = cache / f"{path.stem}.{cache_key(path)}.ipynb"
+        if use_cache and cached.exists():
+            done[path] = cached.read_text(encoding="utf-8")
+            print(f"  {path.name}: cached")
+        else:
+            todo.append((path, cached))
+    if not todo:
+        return done
+    failures = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
+        started = {pool.submit(execute, str(path), str(path.parent), timeout): (path, cached, time.time())
+                   for path, cached in todo}
+        for future in as_completed(started):
+            path, cached, t0 = started[future]
+            try:
+                text = future.result()
+            except Exception as error:  # noqa: BLE001 - reported with the notebook's name, then the build fails
+                failures.append(f"{path.name}: {type(error).__name__}: {str(error)[-3000:]}")
+                print(f"  {path.name}: FAILED")
+                continue
+            for old in cache.glob(f"{path.stem}.*.ipynb"):
+                old.unlink()
+            cached.write_text(text, encoding="utf-8")
+            done[path] = text
+            print(f"  {path.name}: executed in {time.time() - t0:.0f} s")
+    if failures:
+        raise SystemExit("executing the notebooks failed:\n" + "\n\n".join(failures))
+    return done
+
+
+# ----------------------------------------------------------------------------------------------- processing
+def nbdev_process(text: str, nb_path: Path) -> dict:
+    "nbdev's docs processors over an executed notebook, less the two that would execute code again."
+    from execnb.nbio import dict2nb, nb2dict
+    from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
+
+    class Processors(FilterDefaults):
+        def base_procs(self):
+            return [p for p in super().base_procs() if p not in (add_show_docs, exec_show_docs)]
+
+    nb = dict2nb(json.loads(text))
+    nb.path_ = str(nb_path)
+    Processors()(nb)
+    front = dict(getattr(nb, "frontmatter_", {}) or {})
+    data = nb2dict(nb)
+    data["cells"] = [c for c in data["cells"] if c.get("source") is not None]
+    return {"nb": data, "front": front}
+
+
+class Site:
+    "The pages of one build and the translation of their notebooks into myst-nb's conventions."
+
+    def __init__(self, pages: dict[str, Path]):
+        cfg = settings()
+        self.pages = pages  # page name -> source notebook, in order
+        self.stems = {p.stem: name for name, p in pages.items()}
+        self.doc_url = (cfg["doc_host"].rstrip("/") + "/" + cfg["doc_baseurl"].strip("/") + "/").replace("//", "/")
+        self.doc_url = self.doc_url.replace(":/", "://", 1)
+        self.anchors: dict[str, dict[str, str]] = {}  # page -> {anchor: one-line summary}
+        self.nbs, self.git_url, self.branch = ROOT / cfg["nbs_path"], cfg["git_url"].rstrip("/"), cfg["branch"]
+
+    # -- show_doc output --------------------------------------------------------------------------------------
+    def showdoc_markdown(self, page: str, text: str) -> str:
+        "A `show_doc` output with nbdev's anchor before its heading and Quarto's link attributes made HTML."
+        text = re.sub(r"^---\s*$", '<hr class="nbdev-rule">', text, flags=re.M)  # a transition here upsets docutils
+        text = re.sub(r"\[source\]\((\S+?)\)\{[^}]*\}",
+                      lambda m: f'<a class="nbdev-source" href="{html.escape(m.group(1))}">source</a>', text)
+
+        def anchor(match):
+            name = match.group(2).strip().strip("`")
+            slug = name.lower().replace(" ", "-")
+            summary = re.search(r"^\*(.+)\*\s*$", text[match.end():], re.M)
+            self.anchors.setdefault(page, {})[slug] = summary.group(1) if summary else ""
+            return f'<span id="{html.escape(slug)}" class="nbdev-anchor"></span>\n\n{match.group(1)} {name}'
+        return re.sub(r"^(#{2,4}) (.+)$", anchor, text, count=1, flags=re.M)
+
+    # -- links -------------------------------------------------------------------------------------------------
+    def local_href(self, url: str) -> str | None:
+        "The relative link to a page of this build for a URL of the published site, or None."
+        if not url.startswith(self.doc_url):
+            return None
+        rest = url[len(self.doc_url):]
+        page, _, fragment = rest.partition("#")
+        page = page.removesuffix(".html") or "index"
+        if page not in self.pages:
+            return None
+        anchors = self.anchors.get(page, {})
+        if fragment and fragment not in anchors:  # a method without its own show_doc: its class, else the page
+            owner = fragment.split(".")[0]
+            fragment = owner if owner in anchors else ""
+        return f"{page}.html" + (f"#{fragment}" if fragment else "")
+
+    def links(self, text: str) -> str:
+        "nbdev's links to the published site made local; links to chapters (`04_vae.ipynb`) renamed or unlinked."
+        def doclink(match):
+            label, url = match.group(1), match.group(2)
+            href = self.local_href(url)
+            if href is None:
+                return match.group(0)
+            inner = f"<code>{html.escape(label[1:-1])}</code>" if label.startswith("`") else html.escape(label)
+            return f'<a class="nbdev-link reference internal" href="{href}">{inner}</a>'
+        text = re.sub(r"\[(`[^`\]]+`|[^\]]+)\]\((https?://[^)\s]+)\)", doclink, text)
+
+        def chapter(match):
+            label, stem, fragment = match.group(1), match.group(2), match.group(3) or ""
+            if stem in self.stems:
+                return f"[{label}]({self.stems[stem]}.ipynb{fragment})"
+            return label  # not part of this (partial) build
+        text = re.sub(r"\[([^\]]+)\]\((?!https?:|/|#)([\w.-]+)\.ipynb(#[^)]*)?\)", chapter, text)
+
+        def other(match):  # other relative links: a page of this site; a file of the repository, on its host; text
+            label, target = match.group(1), match.group(2)
+            base = target.split("#")[0]
+            if base.endswith(".ipynb") and base.removesuffix(".ipynb") in self.pages:
+                return match.group(0)
+            path = (self.nbs / base).resolve()
+            if path.is_relative_to(ROOT) and path.exists():
+                return f"[{label}]({self.git_url}/blob/{self.branch}/{path.relative_to(ROOT).as_posix()})"
+            print(f"  warning: a link to {target!r} points outside the repository or at nothing; shown as text")
+            return label
+        return re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?:|mailto:|/|#)([^)\s]+)\)", other, text)
+
+    # -- cells -------------------------------------------------------------------------------------------------
+    def translate(self, page: str, processed: dict) -> dict:
+        "A processed notebook in myst-nb's conventions (title, tags, local links, anchors)."
+        import nbformat
+        data, front = processed["nb"], processed["front"]
+        cells = []
+        for cell in data["cells"]:
+            source = "".join(cell.get("source", "")) if isinstance(cell.get("source"), list) else cell.get("source", "")
+            cell["source"] = source
+            if cell["cell_type"] == "raw" and source.strip().startswith("---"):
+                continue  # the front matter, made a title below
+            if cell["cell_type"] == "code":
+                opts = directives(source)
+                tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+                for (key, value), tag in QUARTO_TAGS.items():
+                    if opts.get(key) == value and tag not in tags:
+                        tags.append(tag)
+                if not tags:
+                    del cell["metadata"]["tags"]
+                cell["source"] = "\n".join(line for line in source.splitlines()
+                                           if not DIRECTIVE.match(line)).strip("\n")
+                outputs = []
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                        text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                        text = "".join(l for l in text.splitlines(True) if not STDERR_NOISE.search(l))
+                        if not text.strip():
+                            continue
+                        out["text"] = text
+                    md = out.get("data", {}).get("text/markdown")
+                    if md is not None:
+                        md = "".join(md) if isinstance(md, list) else md
+                        if "show_doc(" in source:
+                            md = self.showdoc_markdown(page, md)
+                        out["data"]["text/markdown"] = self.links(md)
+                    outputs.append(out)
+                cell["outputs"] = outputs
+            elif cell["cell_type"] == "markdown":
+                cell["source"] = self.links(source)
+            cells.append(cell)
+        title = front.get("title") or page
+        head = f"# {title}\n"
+        if front.get("description"):
+            head += f"\n```{{container}} description\n{front['description']}\n```\n"
+        cells.insert(0, {"cell_type": "markdown", "metadata": {}, "source": self.links(head)})
+        data["cells"] = cells
+        if not _has_widget_state(data):
+            data.setdefault("metadata", {}).pop("widgets", None)
+        for cell in cells:  # nbformat 4.4: cells need no ids (nbdev's inserted cells have none)
+            cell.pop("id", None)
+        data["nbformat"], data["nbformat_minor"] = 4, 4
+        nb = nbformat.from_dict(data)
+        nbformat.validate(nb)
+        return nb, title
+
+    def toctree(self, titles: dict[str, str], extras: list[str]) -> str:
+        chapters = [p for p in self.pages if p != "index" and p not in extras]
+        block = ("```{toctree}\n:hidden:\n:maxdepth: 1\n:caption: Chapters\n\n" + "\n".join(chapters) + "\n```\n"
+                 if chapters else "")
+        block += "\n```{toctree}\n:hidden:\n:maxdepth: 1\n:caption: Reference\n\napi\n```\n"
+        if extras:
+            block += "\n```{toctree}\n:hidden:\n:maxdepth: 1\n:caption: Build fixtures\n\n" + "\n".join(extras) + "\n```\n"
+        return block
+
+    def api_page(self, titles: dict[str, str]) -> str:
+        "The API reference: every symbol with a `show_doc` on a page of this build, linked to it."
+        lines = ["# API reference", "",
+                 "Every exported name that a chapter documents with `show_doc`, in the chapters' order. "
+                 "Each entry links to its documentation in the chapter that explains it.", ""]
+        for page, anchors in ((p, self.anchors.get(p)) for p in self.pages):
+            if not anchors:
+                continue
+            lines += [f"## [{titles[page]}]({page}.ipynb)", ""]
+            lines += [f'- <a class="reference internal" href="{page}.html#{html.escape(a)}"><code>{html.escape(a)}</code></a>'
+                      + (f" — {html.escape(s)}" if s else "") for a, s in anchors.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _has_widget_state(data: dict) -> bool:
+    state = data.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    return bool(state.get("state"))
+
+
+# ------------------------------------------------------------------------------------------------ npm assets
+def vendor(build: Path) -> Path:
+    "The pinned npm files, downloaded once from the npm registry, integrity-checked, in `build`/vendor/static."
+    out = build / "vendor" / "static" / "vendor"
+    out.mkdir(parents=True, exist_ok=True)
+    registry = os.environ.get("npm_config_registry", "https://registry.npmjs.org/").rstrip("/")
+    notes = ["Third-party JavaScript served with this site (fetched from the npm registry at build time):", ""]
+    for name, (version, integrity, files) in NPM.items():
+        notes.append(f"- {name}@{version} ({LICENCES[name]}): {', '.join(files.values())}")
+        stamp = out / f".{name.replace('/', '_')}@{version}"
+        if stamp.exists() and all((out / f).exists() for f in files.values()):
+            continue
+        url = f"{registry}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
+        print(f"  fetching {name}@{version} from the npm registry")
+        blob = urllib.request.urlopen(url, timeout=120).read()
+        algo, _, expected = integrity.partition("-")
+        actual = base64.b64encode(hashlib.new(algo, blob).digest()).decode()
+        if actual != expected:
+            raise SystemExit(f"{url}: integrity mismatch ({algo} {actual} != {expected})")
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            for member, target in files.items():
+                (out / target).write_bytes(tar.extractfile(member).read())
+        stamp.write_text(integrity)
+    (out / "THIRD-PARTY.txt").write_text("\n".join(notes) + "\n")
+    return out.parent
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def build(only=None, extra=(), build_dir: Path = DEFAULT_BUILD, out: Path | None = None, jobs: int = 2,
+          timeout: int = 900, use_cache: bool = True, strict: bool = False, cache_dir: Path | None = None) -> Path:
+    t0 = time.time()
+    cfg = settings()
+    build_dir = Path(build_dir).resolve()
+    out = Path(out).resolve() if out else build_dir / "html"
+    nbs = ROOT / cfg["nbs_path"]
+    files = select(chapters(nbs), only)
+    extras = [Path(e).resolve() for e in extra]
+    for e in extras:
+        if not e.exists():
+            raise SystemExit(f"--extra: {e} does not exist")
+
+    print(f"[{time.time() - t0:5.0f} s] building the index of exported names (nbdev's _modidx)")
+    os.chdir(ROOT)
+    from nbdev.doclinks import _build_modidx
+    _build_modidx()
+
+    print(f"[{time.time() - t0:5.0f} s] executing {len(files) + len(extras)} notebooks ({jobs} at a time)")
+    cache = Path(cache_dir).resolve() if cache_dir else DEFAULT_BUILD / "cache"
+    executed = execute_all(files + extras, cache, jobs, timeout, use_cache)
+
+    print(f"[{time.time() - t0:5.0f} s] processing with nbdev's processors and translating for myst-nb")
+    pages = {page_name(p): p for p in files + extras}
+    if len(pages) != len(files) + len(extras):
+        raise SystemExit("two notebooks map to the same page name")
+    site = Site(pages)
+    processed = {name: nbdev_process(executed[path], path) for name, path in pages.items()}
+    src = build_dir / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    notebooks, titles = {}, {}
+    for name in pages:  # anchors first: links anywhere may point at any page's show_doc
+        for cell in processed[name]["nb"]["cells"]:
+            for o in cell.get("outputs", []):
+                md = o.get("data", {}).get("text/markdown")
+                src_text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                if md is not None and "show_doc(" in src_text:
+                    site.showdoc_markdown(name, "".join(md) if isinstance(md, list) else md)
+    import nbformat
+    for name in pages:
+        notebooks[name], titles[name] = site.translate(name, processed[name])
+    extra_names = [page_name(e) for e in extras]
+    index = notebooks["index"]
+    toc = nbformat.v4.new_markdown_cell(site.toctree(titles, extra_names))
+    toc.pop("id", None)
+    index.cells.append(toc)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, src / f"{name}.ipynb")
+    (src / "api.md").write_text(site.api_page(titles), encoding="utf-8")
+
+    print(f"[{time.time() - t0:5.0f} s] rendering with Sphinx + myst-nb into {out}")
+    static = vendor(DEFAULT_BUILD)
+    env = {**os.environ, "MMGEN_DOCS_VENDOR": str(static)}
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(DOCS), "-q", str(src), str(out),
+           "-d", str(build_dir / "doctrees")]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    result = subprocess.run(cmd, env=env)
+    if result.returncode:
+        raise SystemExit(f"sphinx-build failed ({result.returncode})")
+    print(f"[{time.time() - t0:5.0f} s] done: {len(pages)} pages, open {out / 'index.html'}")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", metavar="NOTEBOOK",
+                        help="build only these notebooks of nbs/ (stems like 04_vae or page names like vae); "
+                             "the home page is always built")
+    parser.add_argument("--extra", nargs="+", default=[], metavar="PATH",
+                        help="notebooks from outside nbs/ to build as well (the test's widget fixture)")
+    parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD,
+                        help="working folder for the Sphinx sources and the site (default docs/_build)")
+    parser.add_argument("--out", type=Path, help="where the site goes (default BUILD_DIR/html)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_BUILD / "cache",
+                        help="executed notebooks, keyed on their content and the library's (default docs/_build/cache)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="notebooks executed at once (default 2)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds one cell may run (default 900)")
+    parser.add_argument("--no-cache", action="store_true", help="execute every notebook again")
+    parser.add_argument("--strict", action="store_true", help="fail on any Sphinx warning")
+    args = parser.parse_args(argv)
+    build(args.only, args.extra, args.build_dir, args.out, args.jobs, args.timeout, not args.no_cache, args.strict,
+          args.cache_dir)
+
+
+if __name__ == "__main__":
+    main()
