@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import configparser
+import fnmatch
 import hashlib
 import html
 import inspect
@@ -57,7 +58,9 @@ NPM = {
                   {"package/require.js": "require.js"}),
     "@jupyter-widgets/html-manager": (
         "1.0.15", "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
-        {"package/dist/embed-amd.js": "embed-amd.js", "package/dist/embed.js.LICENSE.txt": "embed-amd.js.LICENSE.txt"}),
+        {"package/dist/embed-amd.js": "embed-amd.js", "package/dist/embed.js.LICENSE.txt": "embed-amd.js.LICENSE.txt",
+         # Font Awesome (icons of buttons and the like), loaded from beside embed-amd.js when a widget needs it.
+         "package/dist/*.woff2": "", "package/dist/*.woff": "", "package/dist/*.ttf": ""}),
 }
 LICENCES = {"requirejs": "MIT", "@jupyter-widgets/html-manager": "BSD-3-Clause"}
 
@@ -122,8 +125,8 @@ def directives(source: str) -> dict[str, str]:
     return found
 
 
-def execute(nb_path: str, cwd: str, timeout: int) -> str:
-    """Execute the notebook at `nb_path` in a fresh kernel (run in a worker process); return it as JSON text.
+def execute(nb_path: str, cwd: str, timeout: int) -> tuple[str, float]:
+    """Execute the notebook at `nb_path` in a fresh kernel (in a worker process): (its JSON text, seconds taken).
 
     nbdev's `add_show_docs` runs first, so exported names get their `show_doc` cells, which execute in the same
     kernel as the chapter. Cells nbdev_test would skip are tagged `skip-execution`, which nbclient honours."""
@@ -154,7 +157,9 @@ def execute(nb_path: str, cwd: str, timeout: int) -> str:
     nbn.cells.insert(0, prelude)
     client = NotebookClient(nbn, timeout=timeout, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": cwd}})
+    start = time.time()
     client.execute()
+    elapsed = time.time() - start
     nbn.cells.pop(0)
     for cell in nbn.cells:
         tags = cell.metadata.get("tags", [])
@@ -162,7 +167,7 @@ def execute(nb_path: str, cwd: str, timeout: int) -> str:
             tags.remove("skip-execution")
             if not tags:
                 del cell.metadata["tags"]
-    return nbformat.writes(nbn)
+    return nbformat.writes(nbn), elapsed
 
 
 def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cache: bool) -> dict[Path, str]:
@@ -180,12 +185,11 @@ def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cac
         return done
     failures = []
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
-        started = {pool.submit(execute, str(path), str(path.parent), timeout): (path, cached, time.time())
-                   for path, cached in todo}
+        started = {pool.submit(execute, str(path), str(path.parent), timeout): (path, cached) for path, cached in todo}
         for future in as_completed(started):
-            path, cached, t0 = started[future]
+            path, cached = started[future]
             try:
-                text = future.result()
+                text, elapsed = future.result()
             except Exception as error:  # noqa: BLE001 - reported with the notebook's name, then the build fails
                 failures.append(f"{path.name}: {type(error).__name__}: {str(error)[-3000:]}")
                 print(f"  {path.name}: FAILED")
@@ -194,7 +198,7 @@ def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cac
                 old.unlink()
             cached.write_text(text, encoding="utf-8")
             done[path] = text
-            print(f"  {path.name}: executed in {time.time() - t0:.0f} s")
+            print(f"  {path.name}: executed in {elapsed:.0f} s")
     if failures:
         raise SystemExit("executing the notebooks failed:\n" + "\n\n".join(failures))
     return done
@@ -228,7 +232,7 @@ class Site:
         self.stems = {p.stem: name for name, p in pages.items()}
         self.doc_url = (cfg["doc_host"].rstrip("/") + "/" + cfg["doc_baseurl"].strip("/") + "/").replace("//", "/")
         self.doc_url = self.doc_url.replace(":/", "://", 1)
-        self.anchors: dict[str, dict[str, str]] = {}  # page -> {anchor: one-line summary}
+        self.anchors: dict[str, dict[str, tuple]] = {}  # page -> {anchor: (name, one-line summary)}
         self.nbs, self.git_url, self.branch = ROOT / cfg["nbs_path"], cfg["git_url"].rstrip("/"), cfg["branch"]
 
     # -- show_doc output --------------------------------------------------------------------------------------
@@ -242,7 +246,7 @@ class Site:
             name = match.group(2).strip().strip("`")
             slug = name.lower().replace(" ", "-")
             summary = re.search(r"^\*(.+)\*\s*$", text[match.end():], re.M)
-            self.anchors.setdefault(page, {})[slug] = summary.group(1) if summary else ""
+            self.anchors.setdefault(page, {})[slug] = (name, summary.group(1) if summary else "")
             return f'<span id="{html.escape(slug)}" class="nbdev-anchor"></span>\n\n{match.group(1)} {name}'
         return re.sub(r"^(#{2,4}) (.+)$", anchor, text, count=1, flags=re.M)
 
@@ -365,8 +369,8 @@ class Site:
             if not anchors:
                 continue
             lines += [f"## [{titles[page]}]({page}.ipynb)", ""]
-            lines += [f'- <a class="reference internal" href="{page}.html#{html.escape(a)}"><code>{html.escape(a)}</code></a>'
-                      + (f" — {html.escape(s)}" if s else "") for a, s in anchors.items()]
+            lines += [f'- <a class="reference internal" href="{page}.html#{html.escape(a)}"><code>{html.escape(n)}</code></a>'
+                      + (f" — {self.links(s)}" if s else "") for a, (n, s) in anchors.items()]  # s: markdown
             lines.append("")
         return "\n".join(lines)
 
@@ -378,15 +382,17 @@ def _has_widget_state(data: dict) -> bool:
 
 # ------------------------------------------------------------------------------------------------ npm assets
 def vendor(build: Path) -> Path:
-    "The pinned npm files, downloaded once from the npm registry, integrity-checked, in `build`/vendor/static."
+    """The pinned npm files, downloaded once from the npm registry and integrity-checked, in `build`/vendor:
+    static/vendor/ (served as _static/vendor/) and extra/ (copied to the site's root)."""
     out = build / "vendor" / "static" / "vendor"
     out.mkdir(parents=True, exist_ok=True)
     registry = os.environ.get("npm_config_registry", "https://registry.npmjs.org/").rstrip("/")
     notes = ["Third-party JavaScript served with this site (fetched from the npm registry at build time):", ""]
     for name, (version, integrity, files) in NPM.items():
-        notes.append(f"- {name}@{version} ({LICENCES[name]}): {', '.join(files.values())}")
+        notes.append(f"- {name}@{version} ({LICENCES[name]}): {', '.join(f for f in files.values() if f)}")
         stamp = out / f".{name.replace('/', '_')}@{version}"
-        if stamp.exists() and all((out / f).exists() for f in files.values()):
+        wanted = integrity + json.dumps(files, sort_keys=True)
+        if stamp.exists() and stamp.read_text() == wanted and all((out / f).exists() for f in files.values() if f):
             continue
         url = f"{registry}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
         print(f"  fetching {name}@{version} from the npm registry")
@@ -396,11 +402,23 @@ def vendor(build: Path) -> Path:
         if actual != expected:
             raise SystemExit(f"{url}: integrity mismatch ({algo} {actual} != {expected})")
         with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-            for member, target in files.items():
-                (out / target).write_bytes(tar.extractfile(member).read())
-        stamp.write_text(integrity)
+            for pattern, target in files.items():  # a pattern with an empty target keeps the file's own name
+                members = [m for m in tar.getmembers() if m.isfile() and fnmatch.fnmatch(m.name, pattern)]
+                if not members:
+                    raise SystemExit(f"{name}@{version}: no file {pattern}")
+                for member in members:
+                    (out / (target or Path(member.name).name)).write_bytes(tar.extractfile(member).read())
+        stamp.write_text(wanted)
     (out / "THIRD-PARTY.txt").write_text("\n".join(notes) + "\n")
-    return out.parent
+    # The widget manager's bundles load their Font Awesome files from beside the AMD modules' ids, which
+    # require.js resolves against the page: <page folder>/@jupyter-widgets/ and .../html-manager/dist/.
+    extra = build / "vendor" / "extra"
+    for folder in (extra / "@jupyter-widgets", extra / "@jupyter-widgets" / "html-manager" / "dist"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for font in out.glob("*"):
+            if font.suffix in (".woff2", ".woff", ".ttf"):
+                shutil.copy2(font, folder / font.name)
+    return out.parent.parent
 
 
 # ------------------------------------------------------------------------------------------------------ main

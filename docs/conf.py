@@ -33,7 +33,9 @@ suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
 
 html_theme = "furo"
 html_title = cfg["title"]
-html_static_path = ["_static"] + ([os.environ["MMGEN_DOCS_VENDOR"]] if os.environ.get("MMGEN_DOCS_VENDOR") else [])
+_vendor = os.environ.get("MMGEN_DOCS_VENDOR")  # set by docs/build.py: the npm files it fetched
+html_static_path = ["_static"] + ([f"{_vendor}/static"] if _vendor else [])
+html_extra_path = [f"{_vendor}/extra"] if _vendor else []  # the widget manager's icon fonts, where it looks
 html_css_files = ["mmgen.css"]
 html_show_sourcelink = False
 html_copy_source = False

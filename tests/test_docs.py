@@ -212,6 +212,7 @@ def visit(browser, url: str, screenshot: Path) -> dict:
         images: [...document.querySelectorAll('article img')].map(i => ({src: i.src.slice(0, 60), ok: i.complete && i.naturalWidth > 0})),
         sliders: [...document.querySelectorAll('.widget-slider .widget-readout')].map(e => e.innerText || e.value || e.textContent),
         widget_images: [...document.querySelectorAll('img.widget-image, .widget-image img, img.jupyter-widgets')].map(i => i.complete && i.naturalWidth > 0),
+        icon_fonts: [...document.fonts].filter(f => f.family.includes('Font Awesome') && f.status !== 'unloaded').map(f => f.status),
         title: document.title,
     })"""))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -249,6 +250,7 @@ def test_saved_widget_state_renders_with_the_bundled_manager(site, server, brows
     assert seen["views"] == 2, seen
     assert seen["sliders"] == ["7"], f"the slider's final state: {seen['sliders']}"
     assert seen["widget_images"] == [True], seen
+    assert seen["icon_fonts"] and set(seen["icon_fonts"]) == {"loaded"}, f"the button's icon font: {seen['icon_fonts']}"
     assert not seen["external"] and not seen["errors"], seen
 
 
