@@ -82,17 +82,23 @@ def test_info_reports_the_backend():
 
 def test_demo_quick_writes_the_report_and_models(tmp_path):
     import keras
-    import mmgen_nbdev.gan  # noqa: F401  (registers the classes that load_model needs)
+    import mmgen_nbdev.fusion  # noqa: F401  (registers the classes that load_model needs)
+    import mmgen_nbdev.gan  # noqa: F401
     import mmgen_nbdev.vae  # noqa: F401
     result = run("demo", "--out", str(tmp_path), "--quick")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "vae epoch 3/3" in result.stdout and "gan epoch 2/2" in result.stdout
+    assert "multimodal vae epoch 2/2" in result.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["vae"]["epochs"] == 3 and np.isfinite(metrics["vae"]["test_nll_iwae64_nats"])
     assert 0 <= metrics["gan"]["precision"] <= 1 and 0 <= metrics["gan"]["classifier_reads_asked_digit"] <= 1
+    multimodal = metrics["multimodal_vae"]
+    assert multimodal["epochs"] == 2 and all(0 <= v <= 1 for k, v in multimodal.items() if k != "epochs")
     page = (tmp_path / "index.html").read_text()
-    for name in ("vae_reconstructions.png", "vae_samples.png", "vae_latent.png", "gan_samples.png", "losses.png"):
+    for name in ("vae_reconstructions.png", "vae_samples.png", "vae_latent.png", "gan_samples.png", "multimodal.png", "losses.png"):
         assert f'"{name}"' in page and (tmp_path / name).stat().st_size > 3000
     vae = keras.saving.load_model(tmp_path / "vae.keras")
     gan = keras.saving.load_model(tmp_path / "gan.keras")
     assert vae.sample(2).shape == (2, 16, 16, 1) and gan.generate(2, labels=[3, 4]).shape == (2, 16, 16, 1)
+    multimodal_vae = keras.saving.load_model(tmp_path / "multimodal.keras")
+    assert multimodal_vae.generate(n=2, target="text").shape == (2, 6)
