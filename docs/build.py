@@ -21,7 +21,9 @@ The pipeline, which needs no Quarto and no network once its two JavaScript packa
    ordered by their file names, so a new notebook in nbs/ appears in its place without any configuration.
 
 `--only index 04_vae` builds a subset (the home page is always included); the test suite builds
-`--only index 04_vae --extra tests/fixtures/docs_widgets.ipynb` and checks it in headless Chromium.
+`--only index 04_vae --extra tests/fixtures/docs_widgets.ipynb` and checks it in headless Chromium. The same
+browser checks run on a full build with
+`MMGEN_DOCS_SITE=docs/_build/html python -m pytest tests/test_docs.py -k "every_page or broken_internal"`.
 """
 from __future__ import annotations
 
@@ -158,7 +160,7 @@ def execute(nb_path: str, cwd: str, timeout: int) -> tuple[str, float]:
     client = NotebookClient(nbn, timeout=timeout, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": cwd}})
     start = time.time()
-    client.execute()
+    client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log (TF start-up, transport notices); outputs are kept
     elapsed = time.time() - start
     nbn.cells.pop(0)
     for cell in nbn.cells:
@@ -233,6 +235,7 @@ class Site:
         self.doc_url = (cfg["doc_host"].rstrip("/") + "/" + cfg["doc_baseurl"].strip("/") + "/").replace("//", "/")
         self.doc_url = self.doc_url.replace(":/", "://", 1)
         self.anchors: dict[str, dict[str, tuple]] = {}  # page -> {anchor: (name, one-line summary)}
+        self.html_ids: dict[str, set] = {}  # page -> ids set by HTML in its markdown (and the show_doc anchors)
         self.nbs, self.git_url, self.branch = ROOT / cfg["nbs_path"], cfg["git_url"].rstrip("/"), cfg["branch"]
 
     # -- show_doc output --------------------------------------------------------------------------------------
@@ -247,6 +250,7 @@ class Site:
             slug = name.lower().replace(" ", "-")
             summary = re.search(r"^\*(.+)\*\s*$", text[match.end():], re.M)
             self.anchors.setdefault(page, {})[slug] = (name, summary.group(1) if summary else "")
+            self.html_ids.setdefault(page, set()).add(slug)
             return f'<span id="{html.escape(slug)}" class="nbdev-anchor"></span>\n\n{match.group(1)} {name}'
         return re.sub(r"^(#{2,4}) (.+)$", anchor, text, count=1, flags=re.M)
 
@@ -266,7 +270,7 @@ class Site:
             fragment = owner if owner in anchors else ""
         return f"{page}.html" + (f"#{fragment}" if fragment else "")
 
-    def links(self, text: str) -> str:
+    def links(self, text: str, page: str = "index") -> str:
         "nbdev's links to the published site made local; links to chapters (`04_vae.ipynb`) renamed or unlinked."
         def doclink(match):
             label, url = match.group(1), match.group(2)
@@ -294,11 +298,21 @@ class Site:
                 return f"[{label}]({self.git_url}/blob/{self.branch}/{path.relative_to(ROOT).as_posix()})"
             print(f"  warning: a link to {target!r} points outside the repository or at nothing; shown as text")
             return label
-        return re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?:|mailto:|/|#)([^)\s]+)\)", other, text)
+        text = re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?:|mailto:|/|#)([^)\s]+)\)", other, text)
+
+        def html_target(match):  # myst resolves fragments to headings only: an id set in HTML gets an HTML link
+            label, target, fragment = match.group(1), match.group(2), match.group(3)
+            to = target.removesuffix(".ipynb") if target else page
+            if to not in self.pages or fragment not in self.html_ids.get(to, set()):
+                return match.group(0)
+            href = (f"{to}.html" if to != page else "") + f"#{fragment}"
+            inner = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
+            return f'<a class="reference internal" href="{href}">{inner}</a>'
+        return re.sub(r"(?<!!)\[([^\]]+)\]\(([\w.-]+\.ipynb)?#([^)\s]+)\)", html_target, text)
 
     # -- cells -------------------------------------------------------------------------------------------------
-    def translate(self, page: str, processed: dict) -> dict:
-        "A processed notebook in myst-nb's conventions (title, tags, local links, anchors)."
+    def translate(self, page: str, processed: dict) -> tuple:
+        "A processed notebook in myst-nb's conventions (title, tags, local links, anchors), and its title."
         import nbformat
         data, front = processed["nb"], processed["front"]
         cells = []
@@ -330,17 +344,17 @@ class Site:
                         md = "".join(md) if isinstance(md, list) else md
                         if "show_doc(" in source:
                             md = self.showdoc_markdown(page, md)
-                        out["data"]["text/markdown"] = self.links(md)
+                        out["data"]["text/markdown"] = self.links(md, page)
                     outputs.append(out)
                 cell["outputs"] = outputs
             elif cell["cell_type"] == "markdown":
-                cell["source"] = self.links(source)
+                cell["source"] = self.links(source, page)
             cells.append(cell)
         title = front.get("title") or page
         head = f"# {title}\n"
         if front.get("description"):
             head += f"\n```{{container}} description\n{front['description']}\n```\n"
-        cells.insert(0, {"cell_type": "markdown", "metadata": {}, "source": self.links(head)})
+        cells.insert(0, {"cell_type": "markdown", "metadata": {}, "source": self.links(head, page)})
         data["cells"] = cells
         if not _has_widget_state(data):
             data.setdefault("metadata", {}).pop("widgets", None)
@@ -370,7 +384,7 @@ class Site:
                 continue
             lines += [f"## [{titles[page]}]({page}.ipynb)", ""]
             lines += [f'- <a class="reference internal" href="{page}.html#{html.escape(a)}"><code>{html.escape(n)}</code></a>'
-                      + (f" — {self.links(s)}" if s else "") for a, (n, s) in anchors.items()]  # s: markdown
+                      + (f" — {self.links(s, 'api')}" if s else "") for a, (n, s) in anchors.items()]  # s: markdown
             lines.append("")
         return "\n".join(lines)
 
@@ -454,8 +468,11 @@ def build(only=None, extra=(), build_dir: Path = DEFAULT_BUILD, out: Path | None
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
     notebooks, titles = {}, {}
-    for name in pages:  # anchors first: links anywhere may point at any page's show_doc
+    for name in pages:  # anchors first: links anywhere may point at any page's show_doc or HTML ids
         for cell in processed[name]["nb"]["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                site.html_ids.setdefault(name, set()).update(re.findall(r'<\w+[^>]*\sid="([^"]+)"', text))
             for o in cell.get("outputs", []):
                 md = o.get("data", {}).get("text/markdown")
                 src_text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
