@@ -11,5 +11,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def pytest_configure(config):
     config.addinivalue_line("markers", "backends: backend-sensitive; run on tensorflow, jax and torch")
     config.addinivalue_line("markers", "docs: the docs site (Quarto files, offline build, headless Chromium)")
+    config.addinivalue_line("markers", "lab: the live dashboard run in JupyterLab in headless Chromium")
     # Keras 3.15's tensor-to-NumPy conversion trips NumPy 2's copy-keyword deprecation on every backend: not ours.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")

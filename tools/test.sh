@@ -3,8 +3,11 @@
 #  1. nbdev_clean, then fail if it changed anything (notebooks must be committed clean);
 #  2. nbdev_export, then fail if it changed anything (the library must be in sync with the notebooks);
 #  3. nbdev_test: every notebook runs top to bottom (its assert cells are tests);
-#  4. pytest tests/ on TensorFlow (includes the README-in-sync check, and the docs site: tests/test_docs.py builds
-#     the home page, the ELBO chapter and a widget fixture offline and opens every page in headless Chromium);
+#  4. pytest tests/ on TensorFlow (includes the README-in-sync check; the docs site: tests/test_docs.py builds
+#     the home page, the ELBO chapter and a widget fixture offline and opens every page in headless Chromium; and
+#     the live dashboard: tests/test_lab.py starts JupyterLab on 127.0.0.1, runs tests/fixtures/lab_dashboard.ipynb
+#     in headless Chromium and checks that the dashboard's samples, curves and status change while the VAE trains,
+#     that no request leaves the machine and that the replay slider works; screenshots in test-artifacts/lab/);
 #  5. the backend-sensitive tests (`-m backends`) again on JAX and on PyTorch, after installing their CPU builds;
 #  6. a total over all of it, printed last.
 set -uo pipefail
