@@ -271,8 +271,8 @@ def save_artifacts(run: Run):
     write_json(ARTIFACTS / "events.json", run.record)
 
 
-def open_page(browser, lab: Lab, run_holder: dict):
-    "A page whose every request is routed: those to the server go on, the rest are aborted and counted."
+def open_page(browser, lab: Lab):
+    "A browser context and a page in it whose every request is routed: to the server it goes on, else it is aborted."
     host = urlsplit(lab.url).netloc
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     run = Run(page=None, lab=lab)
@@ -290,15 +290,13 @@ def open_page(browser, lab: Lab, run_holder: dict):
     page.on("console", lambda m: run.console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: run.console.append(f"pageerror: {e}"))
     run.page = page
-    run_holder["context"] = context
-    return run
+    return context, run
 
 
 @pytest.fixture(scope="module")
 def run(lab, browser):
     "Open the notebook in a fresh workspace, run all cells, wait for the kernel to finish; keep the page open."
-    holder = {}
-    run = open_page(browser, lab, holder)
+    context, run = open_page(browser, lab)
     page, start = run.page, time.time()
     try:
         page.goto(f"{lab.url}lab/tree/{FIXTURE.name}?reset", wait_until="load")
@@ -329,7 +327,7 @@ def run(lab, browser):
         yield run
     finally:
         save_artifacts(run)
-        holder["context"].close()
+        context.close()
 
 
 # ------------------------------------------------------------------------------------------------ the tests
