@@ -15,6 +15,7 @@ from .modalities import check_image_shape
 # %% auto #0
 __all__ = ['frechet_distance', 'digit_classifier', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score',
            'mmd', 'reconstruction_error', 'iwae_nll', 'read_digits', 'cross_modal_coherence', 'joint_coherence',
+           'read_colour', 'shape_classifier', 'read_shape_factors', 'factor_accuracy', 'cross_modal_factor_accuracy',
            'linear_probe_accuracy', 'retrieval_metrics']
 
 # %% ../nbs/07_metrics.ipynb #164fa7cb
@@ -158,6 +159,109 @@ def joint_coherence(model, n: int = 500, seed: int = 0) -> float:
     generated = model.generate(n=n, seed=seed)
     digits = np.stack([read_digits(m, v) for m, v in generated.items()])
     return float(np.mean((digits == digits[0]).all(axis=0) & (digits[0] >= 0)))
+
+# %% ../nbs/07_metrics.ipynb #bfb53608
+def _check_level(level) -> int:
+    from mmgen_nbdev.data import SHAPE_LEVELS
+    if isinstance(level, bool) or level not in SHAPE_LEVELS:
+        raise ValueError(f"`level` must be one of {sorted(SHAPE_LEVELS)}; got {level!r}.")
+    return int(level)
+
+
+def _grey(images):
+    "Each pixel's brightest channel: the shape's silhouette whatever its colour."
+    images = np.asarray(images, "float32")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"`images` must be RGB images of shape (N, height, width, 3); got {images.shape}.")
+    return images.max(axis=-1, keepdims=True)
+
+
+def read_colour(images) -> np.ndarray:
+    """The colour of the shape in each RGB image, as an index into `SHAPE_FACTORS["colour"]`: the brightness-weighted
+    mean colour of the lit pixels, scaled to a brightest channel of 1, nearest to one of the pure colours; -1 if
+    no pixel is lit."""
+    from mmgen_nbdev.data import SHAPE_FACTORS, _RGB
+    grey = _grey(images)
+    weights = grey * (grey > 0.25)
+    total = weights.sum(axis=(1, 2))
+    mean = (np.asarray(images, "float32") * weights).sum(axis=(1, 2)) / np.maximum(total, 1e-8)
+    chroma = mean / np.maximum(mean.max(axis=-1, keepdims=True), 1e-8)
+    palette = np.array([_RGB[c] for c in SHAPE_FACTORS["colour"]], "float32")
+    nearest = np.argmin(((chroma[:, None] - palette[None]) ** 2).sum(-1), axis=1)
+    return np.where(total[:, 0] > 0, nearest, -1).astype("int32")
+
+# %% ../nbs/07_metrics.ipynb #1ae67f9f
+def _classified_factors(level) -> tuple:
+    "The factors of `level` that the classifier reads: all but colour."
+    from mmgen_nbdev.data import SHAPE_LEVELS
+    return tuple(f for f in SHAPE_LEVELS[_check_level(level)] if f != "colour")
+
+
+@functools.lru_cache(maxsize=4)
+def shape_classifier(level: int = 2, image_size: int = 32, epochs: int = 8, seed: int = 0):
+    """A CNN trained on the real training images of Shapes `level` in grey (each pixel's brightest channel);
+    maps (N, image_size, image_size, 1) images to a dict of logits, one entry per factor other than colour."""
+    from mmgen_nbdev.data import SHAPE_FACTORS, load_shapes
+    factors = _classified_factors(level)
+    train = load_shapes(level, "train", image_size=image_size)
+    set_seed(seed)
+    x = keras.Input((image_size, image_size, 1), name="image")
+    h = layers.MaxPooling2D()(layers.Conv2D(16, 3, padding="same", activation="relu")(x))
+    h = layers.MaxPooling2D()(layers.Conv2D(32, 3, padding="same", activation="relu")(h))
+    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
+    model = keras.Model(x, {f: layers.Dense(len(SHAPE_FACTORS[f]), name=f)(h) for f in factors},
+                        name=f"shapes_level{level}_classifier")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={f: loss for f in factors})
+    model.fit(_grey(train["image"]), {f: train["factors"][f] for f in factors}, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+# %% ../nbs/07_metrics.ipynb #8f4841ce
+def _caption_factors(tokens, level) -> dict:
+    "Each factor's value named in each caption, -1 where the caption names none or several of its values."
+    from mmgen_nbdev.data import SHAPE_FACTORS, SHAPE_LEVELS, shapes_vocabulary
+    captions = [f" {c} " for c in shapes_vocabulary().decode_batch(tokens)]
+    factors = {}
+    for f in SHAPE_LEVELS[level]:
+        named = np.array([[f" {v} " in c for v in SHAPE_FACTORS[f]] for c in captions], bool).reshape(len(captions), -1)
+        factors[f] = np.where(named.sum(1) == 1, named.argmax(1), -1).astype("int32")
+    return factors
+
+
+def read_shape_factors(modality: str, values, level: int = 2) -> dict:
+    """The factors of Shapes `level` that each of `values` shows (`modality="image"`: RGB images in [0, 1]) or names
+    (`"text"`: caption token ids), as a dict of int32 arrays indexing `SHAPE_FACTORS`; -1 where none can be read."""
+    from mmgen_nbdev.data import SHAPE_LEVELS
+    level = _check_level(level)
+    if modality == "text":
+        tokens = np.asarray(values)
+        if tokens.ndim != 2:
+            raise ValueError(f"`values` must be caption token ids of shape (N, length); got {tokens.shape}.")
+        return _caption_factors(tokens, level)
+    if modality != "image":
+        raise ValueError(f"`modality` must be 'image' or 'text'; got {modality!r}.")
+    grey = _grey(values)
+    logits = shape_classifier(level, grey.shape[1]).predict(grey, batch_size=256, verbose=0)
+    factors = {f: np.argmax(v, axis=-1).astype("int32") for f, v in logits.items()}
+    if "colour" in SHAPE_LEVELS[level]:
+        factors["colour"] = read_colour(values)
+    return {f: factors[f] for f in SHAPE_LEVELS[level]}
+
+# %% ../nbs/07_metrics.ipynb #02e39899
+def factor_accuracy(predicted: dict, true: dict) -> dict:
+    "The fraction of samples whose `predicted` factor equals the `true` one, per factor of `predicted`, and on all at once."
+    missing = set(predicted) - set(true)
+    if missing:
+        raise ValueError(f"`true` lacks the factors {sorted(missing)} that `predicted` has.")
+    hits = {f: np.asarray(v) == np.asarray(true[f]) for f, v in predicted.items()}
+    return {**{f: float(np.mean(h)) for f, h in hits.items()}, "all": float(np.mean(np.all(list(hits.values()), axis=0)))}
+
+
+def cross_modal_factor_accuracy(model, data: dict, given: str, target: str, level: int = 2,
+                                batch_size: int = 256) -> dict:
+    "`factor_accuracy` of the `target` that `model` generates from `data`'s `given` modality, against `data[\"factors\"]`."
+    generated = model.generate(given={given: data[given]}, target=target, batch_size=batch_size)
+    return factor_accuracy(read_shape_factors(target, generated, level), data["factors"])
 
 # %% ../nbs/07_metrics.ipynb #91e20645
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels) -> float:

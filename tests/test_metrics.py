@@ -1,5 +1,6 @@
 """The metrics where their answers are known: Fréchet distance of Gaussians, MMD of equal and shifted samples,
-precision and recall of a collapsed sample, the classification accuracy score, and the package's digit classifier."""
+precision and recall of a collapsed sample, the classification accuracy score, the package's digit classifier, and
+the Shapes factor readers (colour from pixels, a trained shape classifier, the caption parser)."""
 import numpy as np
 import pytest
 
@@ -51,3 +52,45 @@ def test_digit_classifier_and_frechet_distance_rank_quality():
     assert extractor.output.shape[-1] == 64
     noise = np.random.default_rng(0).uniform(size=test["image"].shape).astype("float32")
     assert digit_frechet_distance(train["image"], test["image"]) < 0.1 * digit_frechet_distance(train["image"], noise)
+
+
+def test_read_colour_recovers_each_pure_colour_at_any_brightness():
+    from mmgen_nbdev.data import SHAPE_FACTORS, _RGB
+    from mmgen_nbdev.metrics import read_colour
+    names = SHAPE_FACTORS["colour"]
+    images = np.zeros((2 * len(names) + 1, 6, 6, 3), "float32")
+    for i, name in enumerate(names):
+        images[i, 2:4, 1:5] = _RGB[name]
+        images[len(names) + i, 1:5, 2:4] = 0.75 * np.array(_RGB[name])
+    assert read_colour(images).tolist() == 2 * list(range(len(names))) + [-1]
+    with pytest.raises(ValueError, match="RGB images of shape"):
+        read_colour(images[..., :1])
+
+
+def test_shape_readers_are_exact_on_real_level_2_data():
+    from mmgen_nbdev.data import load_shapes
+    from mmgen_nbdev.metrics import read_shape_factors
+    test = load_shapes(2, "test", n=200)
+    for modality in ("image", "text"):
+        read = read_shape_factors(modality, test[modality], level=2)
+        assert sorted(read) == ["colour", "shape"]
+        for factor, values in read.items():
+            np.testing.assert_array_equal(values, test["factors"][factor], err_msg=f"{modality}: {factor}")
+
+
+def test_caption_parser_and_factor_accuracy():
+    from mmgen_nbdev.data import shapes_vocabulary
+    from mmgen_nbdev.metrics import factor_accuracy, read_shape_factors
+    vocabulary = shapes_vocabulary()
+    captions = ["a large red square at the top left", "small cyan cross bottom right", "a large small blue circle"]
+    read = read_shape_factors("text", np.stack([vocabulary.encode(c) for c in captions]), level=3)
+    assert {f: v.tolist() for f, v in read.items()} == {"shape": [1, 3, 0], "colour": [0, 5, 2], "size": [1, 0, -1],
+                                                       "position": [0, 3, -1]}
+    true = {"shape": [1, 3, 0], "colour": [0, 5, 2], "size": [1, 0, 1], "position": [0, 3, 2]}
+    assert factor_accuracy(read, true) == {"shape": 1.0, "colour": 1.0, "size": 2 / 3, "position": 2 / 3, "all": 2 / 3}
+    with pytest.raises(ValueError, match="lacks the factors"):
+        factor_accuracy(read, {"shape": [1, 3, 0]})
+    with pytest.raises(ValueError, match="`modality` must be 'image' or 'text'"):
+        read_shape_factors("audio", np.zeros((1, 10), "int32"))
+    with pytest.raises(ValueError, match="`level` must be one of"):
+        read_shape_factors("text", np.zeros((1, 10), "int32"), level=0)
