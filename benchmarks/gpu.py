@@ -1,0 +1,139 @@
+"""The chapters' models at full size on a GPU, with JAX (the GPU machine has JAX and PyTorch but no TensorFlow):
+samples/s, time to quality and GPU utilisation, in float32 and in mixed precision, written to gpu.json and a dated
+gpu-DATE.md. Run it whenever a GPU machine is lent, and commit the Markdown with the date and the device.
+
+    KERAS_BACKEND=jax python benchmarks/gpu.py --out gpu-out                 # on the GPU machine
+    KERAS_BACKEND=jax python benchmarks/gpu.py --out gpu-out --quick         # a smoke run (works on a CPU too)
+
+On the GPU machine, Keras and its pure-Python dependencies come as wheels carried with the working tree (see
+/work/shared/notes/platform.md); put the repository on PYTHONPATH. The references of `mmgen bench` are TensorFlow
+code, so this script measures ours only; the ratios to the references come from `mmgen bench` on a CPU.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+ROOT = str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))  # for the workers
+
+from mmgen_nbdev.bench import QUALITY_TARGETS, machine_description, run_in_process, summarize  # noqa: E402
+
+MODELS = ("vae", "gan", "multimodal_vae")
+POLICIES = ("float32", "mixed_float16")
+
+
+class GPUMonitor:
+    "Samples `nvidia-smi`'s GPU utilisation (%) and memory (MiB) every `interval_ms` while it is open."
+
+    def __init__(self, interval_ms: int = 200):
+        self.interval_ms, self.samples, self.process = interval_ms, [], None
+
+    def __enter__(self):
+        if shutil.which("nvidia-smi"):
+            self.process = subprocess.Popen(
+                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
+                 f"-lms={self.interval_ms}"], stdout=subprocess.PIPE, text=True)
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+        return self
+
+    def _read(self):
+        for line in self.process.stdout:
+            try:
+                utilisation, memory = (float(v) for v in line.split(",")[:2])
+            except ValueError:
+                continue
+            self.samples.append((utilisation, memory))
+
+    def __exit__(self, *exc):
+        if self.process:
+            self.process.terminate()
+            self.process.wait()
+
+    def summary(self) -> dict | None:
+        "Mean and peak utilisation and peak memory over the samples, or None without nvidia-smi."
+        if not self.samples:
+            return None
+        utilisation = [u for u, _ in self.samples]
+        return {"utilisation_mean": statistics.fmean(utilisation), "utilisation_max": max(utilisation),
+                "memory_max_mib": max(m for _, m in self.samples), "samples": len(self.samples)}
+
+
+def run(task: dict, backend: str) -> dict:
+    "One task in a fresh process, with the GPU watched while it runs."
+    with GPUMonitor() as monitor:
+        result = run_in_process(task, backend)
+    return {**result, "gpu": monitor.summary()}
+
+
+def markdown(report: dict) -> str:
+    "The report's tables."
+    m = report["machine"]
+    lines = [f"# GPU benchmark, {report['date']}", "", f"{report['device']}; {m['cpu']}, {m['cores']} cores; Python "
+             f"{m['python']}, Keras {m['keras']}, " + ", ".join(f"{b} {v}" for b, v in m["backends"].items())
+             + f"; backend {report['backend']}; batch {report['batch_size']}.", "",
+             "| model | dtype policy | samples/s (median [min–max]) | GPU util. mean / max % | GPU memory MiB | "
+             "time to quality (s, epochs) | final quality |", "|---|---|---|---|---|---|---|"]
+    for row in report["rows"]:
+        t, q = row["throughput"], row["time_to_quality"]
+        speed = "error" if "error" in t else (lambda s: f"{s['median']:,.0f} [{s['min']:,.0f}–{s['max']:,.0f}]")(
+            summarize(t["samples_per_second"]))
+        gpu = t.get("gpu") or {}
+        util = f"{gpu['utilisation_mean']:.0f} / {gpu['utilisation_max']:.0f}" if gpu else "–"
+        memory = f"{gpu['memory_max_mib']:,.0f}" if gpu else "–"
+        name, comparison, target = QUALITY_TARGETS[row["model"]]
+        if "error" in q:
+            took, final = "error", "–"
+        else:
+            took = f"{q['seconds']:.1f} ({q['epochs']})" if q["seconds"] is not None else "not reached"
+            final = f"{name} {q['history'][-1]:.3g} (target {comparison} {target})"
+        lines.append(f"| {row['model']} | {row['dtype_policy']} | {speed} | {util} | {memory} | {took} | {final} |")
+    errors = [(row["model"], row["dtype_policy"], r["error"]) for row in report["rows"]
+              for r in (row["throughput"], row["time_to_quality"]) if "error" in r]
+    if errors:
+        lines += ["", "## Errors", ""] + [f"- {m} {p}: {e.strip().splitlines()[-1]}" for m, p, e in errors]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs of the throughput measurement")
+    parser.add_argument("--max-epochs", type=int, default=200, help="epoch limit of time to quality")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    backend = os.environ["KERAS_BACKEND"]
+    epochs, max_epochs, n = (2, 2, 256) if args.quick else (args.epochs, args.max_epochs, None)
+    device = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                            text=True).stdout.strip() if shutil.which("nvidia-smi") else "no GPU (nvidia-smi absent)"
+    report = {"date": time.strftime("%Y-%m-%d"), "device": device, "backend": backend, "batch_size": args.batch_size,
+              "machine": machine_description(), "rows": []}
+    for model in MODELS:
+        for policy in args.policies.split(","):
+            common = {"model": model, "implementation": "ours", "n": n, "batch_size": args.batch_size,
+                      "dtype_policy": policy}
+            print(f"{model} {policy}", flush=True)
+            report["rows"].append({"model": model, "dtype_policy": policy,
+                                   "throughput": run({"kind": "throughput", "epochs": epochs, **common}, backend),
+                                   "time_to_quality": run({"kind": "time_to_quality", "max_epochs": max_epochs,
+                                                           **common}, backend)})
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu.json").write_text(json.dumps(report, indent=1))
+    text = markdown(report)
+    (args.out / f"gpu-{report['date']}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
