@@ -19,94 +19,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras import layers, ops  # noqa: E402
+from keras import ops  # noqa: E402
 
 from mmgen_nbdev.backend import set_seed  # noqa: E402
+from mmgen_nbdev.bench import EpochTimer, ReferenceGAN, ReferenceVAE  # noqa: E402  (the keras.io-style references)
 from mmgen_nbdev.data import load_digits  # noqa: E402
 from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator  # noqa: E402
 from mmgen_nbdev.metrics import digit_classifier, digit_frechet_distance, iwae_nll, precision_recall  # noqa: E402
 from mmgen_nbdev.modalities import image_decoder, image_encoder  # noqa: E402
 from mmgen_nbdev.vae import VAE  # noqa: E402
-
-
-class EpochTimer(keras.callbacks.Callback):
-    "Wall time of each epoch."
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
-
-
-# ---- the references, in the keras.io examples' style (TensorFlow only) ----------------------------------------------
-class ReferenceVAE(keras.Model):
-    "keras.io examples/generative/vae.py: sigmoid decoder, BCE on probabilities, GradientTape train_step."
-
-    def __init__(self, encoder, decoder, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder, self.decoder = encoder, decoder
-        self.seed_generator = keras.random.SeedGenerator(0)
-        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
-
-    @property
-    def metrics(self):
-        return [self.total_loss_tracker]
-
-    def train_step(self, data):
-        import tensorflow as tf
-        with tf.GradientTape() as tape:
-            z_mean, z_log_var = self.encoder(data)
-            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
-            z = z_mean + ops.exp(0.5 * z_log_var) * eps
-            reconstruction = ops.sigmoid(self.decoder(z))
-            reconstruction_loss = ops.mean(ops.sum(keras.losses.binary_crossentropy(data, reconstruction), axis=(1, 2)))
-            kl_loss = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
-            total_loss = reconstruction_loss + ops.mean(ops.sum(kl_loss, axis=1))
-        grads = tape.gradient(total_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self.total_loss_tracker.update_state(total_loss)
-        return {"loss": self.total_loss_tracker.result()}
-
-
-class ReferenceGAN(keras.Model):
-    "keras.io examples/generative/dcgan_overriding_train_step.py: sigmoid D, label noise, two GradientTapes."
-
-    def __init__(self, discriminator, generator, latent_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.discriminator, self.generator, self.latent_dim = discriminator, generator, latent_dim
-        self.seed_generator = keras.random.SeedGenerator(0)
-        self.d_loss_metric, self.g_loss_metric = keras.metrics.Mean(name="d_loss"), keras.metrics.Mean(name="g_loss")
-
-    @property
-    def metrics(self):
-        return [self.d_loss_metric, self.g_loss_metric]
-
-    def compile(self, d_optimizer, g_optimizer, loss_fn):
-        super().compile()
-        self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
-
-    def train_step(self, real_images):
-        import tensorflow as tf
-        batch_size = ops.shape(real_images)[0]
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-        combined = ops.concatenate([self.generator(z), real_images], axis=0)
-        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
-        labels += 0.05 * keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
-        with tf.GradientTape() as tape:
-            d_loss = self.loss_fn(labels, ops.sigmoid(self.discriminator(combined)))
-        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-        with tf.GradientTape() as tape:
-            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), ops.sigmoid(self.discriminator(self.generator(z))))
-        grads = tape.gradient(g_loss, self.generator.trainable_weights)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
-        self.d_loss_metric.update_state(d_loss)
-        self.g_loss_metric.update_state(g_loss)
-        return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
 
 
 # ---- the comparisons -------------------------------------------------------------------------------------------------
