@@ -237,7 +237,8 @@ def resident_mb() -> float:
 def peak_resident_mb() -> float:
     "This process's peak resident memory so far, in MiB."
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 2 ** 10
+    peak = peak / 2 ** 20 if sys.platform == "darwin" else peak / 2 ** 10
+    return max(peak, resident_mb())  # the kernel's high-water mark can trail /proc's current count by a few pages
 
 
 def measure_throughput(model: str, implementation: str, epochs: int = 5, n: int | None = None,

@@ -45,7 +45,7 @@ def test_importance_weighted_bound_of_equal_weights_is_the_weight():
 
 
 def test_elbo_terms_rejects_unknown_likelihood():
-    with pytest.raises(ValueError, match="`likelihood` must be .bernoulli. or .gaussian."):
+    with pytest.raises(ValueError, match="`likelihood` must be one of"):
         elbo_terms(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), "laplace")
 
 
