@@ -12,10 +12,10 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from fresh_process import run_fresh
 
 RECIPE = {"condition": "caption", "unit_codes": True, "epochs": 20, "lr": 1e-3, "latent_dim": 32, "batch": 64,
           "seed": 0}
@@ -61,21 +61,13 @@ variation = samples.reshape(10, 20, -1).std(axis=1).mean()
 real = np.mean([train["image"][train["label"] == test["label"][i]].reshape(-1, 256).std(0).mean() for i in range(10)])
 norm = lambda network: float(np.linalg.norm(ops.convert_to_numpy(network.get_layer("condition")(y_test[:200])),
                                             axis=-1).mean())
-print(json.dumps({"accuracy": float(right.mean()), "spelled": float(right[~numeral].mean()),
-                  "numeral": float(right[numeral].mean()), "variation": float(variation / real),
+by_caption = c["condition"] == "caption"
+print(json.dumps({"accuracy": float(right.mean()), "spelled": float(right[~numeral].mean()) if by_caption else None,
+                  "numeral": float(right[numeral].mean()) if by_caption else None, "variation": float(variation / real),
                   "g_code_norm": norm(gan.generator), "d_code_norm": norm(gan.discriminator),
                   "d_real": float(history.history["d_real"][-1]), "d_fake": float(history.history["d_fake"][-1]),
                   "seconds": seconds}))
 """
-
-
-def run(config, backend):
-    "One training run in a fresh process on `backend`; its result, or the last line of its error."
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", RUN, json.dumps(config)], capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 HEADER = ["| run | backend | epochs | digit read right | spelled | numeral | variation | code norm G / D | "
@@ -85,8 +77,9 @@ HEADER = ["| run | backend | epochs | digit read right | spelled | numeral | var
 def row(name, backend, config, r):
     if "error" in r:
         return f"| {name} | {backend} | {config['epochs']} | error: {r['error']} | | | | | | |"
-    return (f"| {name} | {backend} | {config['epochs']} | {r['accuracy']:.1%} | {r['spelled']:.1%} | "
-            f"{r['numeral']:.1%} | {r['variation']:.2f} | {r['g_code_norm']:.2f} / {r['d_code_norm']:.2f} | "
+    share = lambda value: "—" if value is None else f"{value:.1%}"
+    return (f"| {name} | {backend} | {config['epochs']} | {r['accuracy']:.1%} | {share(r['spelled'])} | "
+            f"{share(r['numeral'])} | {r['variation']:.2f} | {r['g_code_norm']:.2f} / {r['d_code_norm']:.2f} | "
             f"{r['d_real']:.2f} / {r['d_fake']:.2f} | {r['seconds']:.0f} |")
 
 
@@ -106,7 +99,7 @@ def main():
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
               "recipe": RECIPE, "runs": []}
     for name, backend, config in jobs:
-        result = run(config, backend)
+        result = run_fresh(RUN, config, backend)
         report["runs"].append({"name": name, "backend": backend, "config": config, "result": result})
         print(row(name, backend, config, result), flush=True)
         (args.out / "caption_gan.json").write_text(json.dumps(report, indent=1))

@@ -6,6 +6,7 @@ backend (the recipe of benchmarks/ring.py, which also holds the diagnosis). Writ
 
     python benchmarks/quality.py --out benchmark-out            # about 6 minutes on a 2-core CPU, plus the ring
     python benchmarks/quality.py --out benchmark-out --quick    # a smoke run
+    python benchmarks/quality.py --out benchmark-out --parts gan --gan-seeds 0 1 2   # the GANs, three seeds
 """
 import argparse
 import json
@@ -65,19 +66,19 @@ def gan_networks():
     return dcgan_generator(32, (16, 16, 1)), dcgan_discriminator((16, 16, 1))
 
 
-def compare_gan(train, test, epochs):
-    "Ours (non-saturating, logits) and the reference, same networks, optimizers and data."
+def compare_gan(train, test, epochs, seed=0):
+    "Ours (non-saturating, logits) and the reference, same networks, optimizers, data and `seed`."
     classifier, extractor = digit_classifier(16)
     real_features = extractor.predict(test, verbose=0)
     results = {}
     for name in ("ours", "reference"):
-        set_seed(0)
+        set_seed(seed)
         generator, discriminator = gan_networks()
         timer = EpochTimer()
         optimizers = dict(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                           g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
         if name == "ours":
-            model = GAN(generator, discriminator, value_range=(-1, 1), seed=0)
+            model = GAN(generator, discriminator, value_range=(-1, 1), seed=seed)
             model.compile(**optimizers)
         else:
             model = ReferenceGAN(discriminator, generator, 32)
@@ -100,34 +101,56 @@ def compare_gan(train, test, epochs):
 def ring_on_backends(quick):
     "The 8-Gaussian ring at std 0.02 with the chapter's recipe (benchmarks/ring.py) on every backend, seed 0."
     sys.path.insert(0, str(Path(__file__).parent))
-    from ring import RECIPE, run
+    from fresh_process import run_fresh
+    from ring import RECIPE, RUN
     config = {**RECIPE, "steps": 300} if quick else RECIPE
-    return {backend: {**run(config, backend), "steps": config["steps"]} for backend in ("tensorflow", "jax", "torch")}
+    return {backend: {**run_fresh(RUN, config, backend), "steps": config["steps"]}
+            for backend in ("tensorflow", "jax", "torch")}
 
 
 def markdown(report):
     lines = [f"# Quality bars ({report['date']}, {report['machine']})", "",
              f"VAE and GAN on the 16×16 digits, {report['epochs_vae']} and {report['epochs_gan']} epochs, TensorFlow backend.", "",
              "| model | metric | ours | keras.io-style reference |", "|---|---|---|---|"]
-    for model in ("vae", "gan"):
+    for model in [m for m in ("vae", "gan") if m in report]:
+        seeds = f" (mean of seeds {', '.join(map(str, report['gan_seeds']))})" if model == "gan" else ""
         ours, ref = report[model]["ours"], report[model]["reference"]
         for metric in ours:
-            lines.append(f"| {model} | {metric} | {ours[metric]:.4g} | {ref[metric]:.4g} |")
-    lines += ["", "8-Gaussian ring, std 0.02, the GAN chapter's recipe (benchmarks/ring.py has the diagnosis and more seeds):",
-              "", "| backend | modes | within 3σ | spread (σ) | steps | seconds |", "|---|---|---|---|---|---|"]
-    for backend, r in report["ring"].items():
-        if "error" in r:
-            lines.append(f"| {backend} | error: {r['error']} | | | | |")
-        else:
-            lines.append(f"| {backend} | {r['modes_covered']}/8 | {r['within_3_std']:.1%} | {r['spread']:.2f} | "
-                         f"{r['steps']} | {r['seconds']:.0f} |")
+            lines.append(f"| {model}{seeds} | {metric} | {ours[metric]:.4g} | {ref[metric]:.4g} |")
+    if len(report.get("gan_seeds", {})) > 1:
+        metrics = list(next(iter(report["gan_seeds"].values()))["ours"])
+        lines += ["", "GAN, seed by seed (ours / reference):", "", "| seed | " + " | ".join(metrics) + " |",
+                  "|---" * (len(metrics) + 1) + "|"]
+        for seed, run in report["gan_seeds"].items():
+            lines.append(f"| {seed} | " + " | ".join(f"{run['ours'][m]:.4g} / {run['reference'][m]:.4g}"
+                                                     for m in metrics) + " |")
+    if "ring" in report:
+        lines += ["", "8-Gaussian ring, std 0.02, the GAN chapter's recipe (benchmarks/ring.py has the diagnosis and "
+                  "more seeds):", "", "| backend | modes | within 3σ | spread (σ) | steps | seconds |",
+                  "|---|---|---|---|---|---|"]
+        for backend, r in report["ring"].items():
+            if "error" in r:
+                lines.append(f"| {backend} | error: {r['error']} | | | | |")
+            else:
+                lines.append(f"| {backend} | {r['modes_covered']}/8 | {r['within_3_std']:.1%} | {r['spread']:.2f} | "
+                             f"{r['steps']} | {r['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def mean_over_seeds(per_seed):
+    "Each implementation's metrics averaged over the seeds of `per_seed` ({seed: {implementation: {metric: value}}})."
+    runs = list(per_seed.values())
+    return {name: {metric: float(np.mean([run[name][metric] for run in runs])) for metric in runs[0][name]}
+            for name in runs[0]}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--gan-seeds", nargs="+", type=int, default=[0],
+                        help="train both GANs once per seed; the table gives each seed and the mean")
+    parser.add_argument("--parts", nargs="+", choices=("vae", "gan", "ring"), default=["vae", "gan", "ring"])
     args = parser.parse_args()
     if keras.backend.backend() != "tensorflow":
         sys.exit("the references use tf.GradientTape, as the keras.io examples do: run with KERAS_BACKEND=tensorflow")
@@ -137,12 +160,18 @@ def main():
     import platform
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
               "epochs_vae": epochs_vae, "epochs_gan": epochs_gan}
-    print("VAE: ours vs reference", flush=True)
-    report["vae"] = compare_vae(train, test, epochs_vae)
-    print("GAN: ours vs reference", flush=True)
-    report["gan"] = compare_gan(train, test, epochs_gan)
-    print("ring on every backend", flush=True)
-    report["ring"] = ring_on_backends(args.quick)
+    if "vae" in args.parts:
+        print("VAE: ours vs reference", flush=True)
+        report["vae"] = compare_vae(train, test, epochs_vae)
+    if "gan" in args.parts:
+        report["gan_seeds"] = {}
+        for seed in args.gan_seeds:
+            print(f"GAN: ours vs reference, seed {seed}", flush=True)
+            report["gan_seeds"][seed] = compare_gan(train, test, epochs_gan, seed)
+        report["gan"] = mean_over_seeds(report["gan_seeds"])
+    if "ring" in args.parts:
+        print("ring on every backend", flush=True)
+        report["ring"] = ring_on_backends(args.quick)
     (args.out / "quality.json").write_text(json.dumps(report, indent=1))
     (args.out / "quality.md").write_text(markdown(report))
     print(markdown(report))
