@@ -134,3 +134,4 @@ def test_cli_bench_runs_end_to_end_in_fresh_processes(tmp_path):
     assert {(r["implementation"], r["backend"]) for r in report["throughput"]} == {("reference", "tensorflow"),
                                                                                     ("ours", "tensorflow")}
     assert "| autoencoder |" in done.stdout
+    assert all(r["peak_resident_mb"] > r["resident_mb_before"] > 0 for r in report["throughput"])  # training took some

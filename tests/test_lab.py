@@ -70,6 +70,11 @@ def isolated_jupyter(base: Path, port: int) -> dict:
                       ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]:
         (base / sub).mkdir(parents=True, exist_ok=True)
         env[name] = str(base / sub)
+    # the widget manager's front end lives in the data folder of the prefix that holds jupyterlab_widgets, which a
+    # virtual environment made with --system-site-packages does not search by itself
+    import jupyterlab_widgets
+    widgets_prefix = Path(jupyterlab_widgets.__file__).resolve().parents[4] / "share" / "jupyter"
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(widgets_prefix), os.environ.get("JUPYTER_PATH")]))
     write_json(base / "config" / "jupyter_server_config.json", {
         "ServerApp": {"ip": "127.0.0.1", "port": port, "port_retries": 0, "open_browser": False,
                       "allow_root": True, "root_dir": str(base / "root"), "disable_check_xsrf": True,
