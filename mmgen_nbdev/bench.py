@@ -195,7 +195,7 @@ def build(model: str, implementation: str, seed: int = 0):
             net = ReferenceGAN(discriminator, generator, 32)
             net.compile(loss_fn=keras.losses.BinaryCrossentropy(), **optimizers)
         return net, generator
-    evaluator = fusion.multidigits_vae("moe", seed=seed)
+    evaluator = fusion.multidigits_vae("moe", seed=seed, likelihood_weights=None)  # the reference's equal weights
     net = evaluator if ours else ReferenceMixtureVAE(evaluator.encoders, evaluator.decoders)
     net.compile(optimizer=keras.optimizers.Adam(1e-3))
     if not ours:

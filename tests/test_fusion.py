@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mmgen_nbdev.backend import set_seed
-from mmgen_nbdev.data import load_multidigits, multidigits_vocabulary
-from mmgen_nbdev.fusion import (FUSIONS, ContrastiveEncoder, MultimodalVAE, fusion_subsets, info_nce,
-                                product_of_experts)
+from mmgen_nbdev.data import load_multidigits, load_shapes, multidigits_vocabulary, shapes_vocabulary
+from mmgen_nbdev.fusion import (FUSIONS, MULTIDIGITS_SIZES, ContrastiveEncoder, MultimodalVAE, balanced_weights,
+                                fusion_subsets, info_nce, multidigits_vae, product_of_experts, shapes_vae)
 from mmgen_nbdev.modalities import (audio_decoder, audio_encoder, image_decoder, image_encoder, text_decoder,
                                     text_encoder)
 
@@ -177,3 +177,42 @@ def test_contrastive_encoder_aligns_pairs_and_survives_saving(tmp_path, data):
 def test_fusion_subsets_cover_each_definition():
     assert len(fusion_subsets(MODALITIES, "mopoe")) == 7
     assert fusion_subsets(MODALITIES, "concat") == [MODALITIES]
+
+
+def test_balanced_weights_are_the_mixtures_default_and_survive_saving(tmp_path):
+    balanced = {"image": 1.0, "text": 256 / 6, "audio": 0.25}
+    assert balanced_weights(MULTIDIGITS_SIZES, "image") == balanced
+    assert multidigits_vae("moe", latent_dim=2).likelihood_weights == balanced
+    assert multidigits_vae("poe", latent_dim=2).likelihood_weights == {m: 1.0 for m in MODALITIES}
+    assert multidigits_vae("poe", latent_dim=2, likelihood_weights="balanced").likelihood_weights == balanced
+    with pytest.raises(ValueError, match="`likelihood_weights` must be 'auto', 'balanced', None or a dict"):
+        multidigits_vae("moe", likelihood_weights="even")
+    with pytest.raises(ValueError, match="`reference` must be a key"):
+        balanced_weights(MULTIDIGITS_SIZES, "video")
+    model = small_model("moe", likelihood_weights=balanced)
+    model.save(tmp_path / "balanced.keras")
+    assert keras.saving.load_model(tmp_path / "balanced.keras").likelihood_weights == balanced
+
+
+def test_the_weights_scale_each_modalitys_term_of_the_loss(data):
+    "The loss with the caption weighted by w exceeds the unweighted one by (w − 1) × the caption's NLL."
+    x, _ = data
+    batch = {m: v[:32] for m, v in x.items()}
+    logs = {}
+    for name, weights in (("equal", None), ("text ×3", {"image": 1.0, "text": 3.0, "audio": 1.0})):
+        model = small_model("concat", likelihood_weights=weights)
+        logs[name] = model.evaluate(batch, batch_size=32, verbose=0, return_dict=True)
+    assert logs["equal"]["text_nll"] == pytest.approx(logs["text ×3"]["text_nll"], rel=1e-5)
+    assert logs["text ×3"]["loss"] - logs["equal"]["loss"] == pytest.approx(2 * logs["equal"]["text_nll"], rel=1e-3)
+
+
+def test_shapes_model_trains_and_generates_both_ways():
+    train = load_shapes(2, "train", n=64)
+    model = shapes_vae("mopoe", latent_dim=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit({m: train[m] for m in ("image", "text")}, epochs=1, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    images = model.generate(given={"text": train["text"][:4]}, target="image")
+    captions = model.generate(given={"image": train["image"][:4]}, target="text")
+    assert images.shape == (4, 32, 32, 3) and 0 <= images.min() and images.max() <= 1
+    assert captions.shape == train["text"][:4].shape and captions.max() < len(shapes_vocabulary())
