@@ -6,6 +6,7 @@ the 360 test digits. Writes dashboard.json and dashboard.md into --out; issue #5
 
     python benchmarks/dashboard.py --out benchmark-out               # about 8 minutes on a 2-core CPU
     python benchmarks/dashboard.py --out benchmark-out --quick       # a smoke run
+    python benchmarks/dashboard.py --out control-out --control       # A/A: a silent dashboard, the noise floor
 """
 import argparse
 import json
@@ -38,15 +39,18 @@ def main():
     parser.add_argument("--epochs", type=int, default=10, help="epochs per fit (the first is left out)")
     parser.add_argument("--repeats", type=int, default=5, help="fits per arm")
     parser.add_argument("--quick", action="store_true", help="3 epochs, 1 fit per arm: a smoke run")
+    parser.add_argument("--control", action="store_true",
+                        help="an A/A control: the same alternation with a silent dashboard, which draws nothing")
     args = parser.parse_args()
     epochs, repeats = (3, 1) if args.quick else (args.epochs, args.repeats)
     train, test = load_digits("train", image_size=16), load_digits("test", image_size=16)
+    output = "silent" if args.control else "widget"
     start = time.perf_counter()
     result = dashboard_overhead(build, train["image"], epochs=epochs, repeats=repeats, batch_size=64,
-                                dashboard=lambda: TrainingDashboard(test["image"], test["label"], output="widget"))
+                                dashboard=lambda: TrainingDashboard(test["image"], test["label"], output=output))
     meta = {"epochs": epochs, "repeats": repeats, "backend": keras.backend.backend(), "keras": keras.__version__,
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start),
-            "dashboard": "TrainingDashboard(test images, labels, output='widget'): default throttle "
+            "dashboard": f"TrainingDashboard(test images, labels, output={output!r}): default throttle "
                          "(every_epochs=1, every_seconds=None: adaptive, max_overhead=0.04)"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
