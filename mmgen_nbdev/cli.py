@@ -218,9 +218,11 @@ def run_demo(out, seed: int = 0, quick: bool = False, log=print) -> dict:
 
     set_seed(seed)
     multimodal = multidigits_vae("mopoe", seed=seed)
-    multimodal.compile(optimizer=keras.optimizers.Adam(1e-3))
+    multimodal_epochs = 2 if quick else 60
+    decay_steps = multimodal_epochs * -(-len(multi_train["label"]) // 64)  # as the fusion chapter trains it
+    multimodal.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps)))
     modalities = {m: multi_train[m] for m in ("image", "text", "audio")}
-    multimodal_history = multimodal.fit(modalities, epochs=2 if quick else 60, batch_size=64, verbose=0,
+    multimodal_history = multimodal.fit(modalities, epochs=multimodal_epochs, batch_size=64, verbose=0,
                                         callbacks=[EpochProgress("multimodal vae", ("image_nll", "text_nll", "kl"), log),
                                                    SafeCheckpoint(out / "multimodal.keras", verbose=False)])
 
