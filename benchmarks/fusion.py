@@ -28,15 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
 
-from mmgen_nbdev.data import CAPTION_TEMPLATES, digit_caption, load_multidigits, load_shapes  # noqa: E402
-from mmgen_nbdev.data import multidigits_vocabulary  # noqa: E402
-from mmgen_nbdev.fusion import FUSIONS, MultimodalVAE, multidigits_vae, shapes_vae  # noqa: E402
+from mmgen_nbdev.data import load_multidigits, load_shapes  # noqa: E402
+from mmgen_nbdev.fusion import FUSIONS, MultimodalVAE, likeliest_caption_digit, multidigits_vae, shapes_vae  # noqa: E402
 from mmgen_nbdev.metrics import (factor_accuracy, joint_coherence, linear_probe_accuracy, read_digits,  # noqa: E402
                                  read_shape_factors)
-from mmgen_nbdev.modalities import image_encoder, shift_tokens  # noqa: E402
-from mmgen_nbdev.vae import categorical_log_likelihood  # noqa: E402
+from mmgen_nbdev.modalities import image_encoder  # noqa: E402
 
 MODALITIES = ("image", "text", "audio")
 BARS = {"text→image": 0.90, "audio→image": 0.90, "image→text": 0.95, "probe": 0.90}
@@ -149,16 +146,6 @@ def benchmark(args, out):
 
 
 # ---- diagnosis: why image→text coherence stalls ---------------------------------------------------------------
-def likeliest_caption_digit(model, codes):
-    "The digit of the likeliest of all 80 MultiDigits captions under the model's caption decoder, for each code."
-    vocabulary = multidigits_vocabulary()
-    captions = [(d, vocabulary.encode(digit_caption(d, t))) for d in range(10) for t in range(len(CAPTION_TEMPLATES))]
-    codes, decoder = ops.convert_to_tensor(codes), model.decoders["text"]
-    scores = [ops.convert_to_numpy(categorical_log_likelihood(tokens, decoder([codes, shift_tokens(tokens)])))
-              for tokens in (np.repeat(c[None], len(codes), axis=0) for _, c in captions)]
-    return np.array([d for d, _ in captions])[np.argmax(np.stack(scores, axis=1), axis=1)]
-
-
 def with_conv_image_encoder(model):
     "The same model with a convolutional image encoder instead of the dense one."
     encoders = {**model.encoders, "image": image_encoder((16, 16, 1), model.latent_dim, "conv", gaussian=True)}

@@ -11,15 +11,15 @@ import numpy as np
 from keras import layers, ops
 
 from .backend import check_seed, predict_step_with, set_seed
-from .data import multidigits_vocabulary, shapes_vocabulary
+from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
 from .modalities import (audio_decoder, audio_encoder, check_batch, check_positive_int, check_tokens,
                                     decode_tokens, image_decoder, image_encoder, shift_tokens, text_decoder,
                                     text_encoder)
-from .vae import LIKELIHOODS, gaussian_kl, log_likelihood, reparameterize
+from .vae import LIKELIHOODS, categorical_log_likelihood, gaussian_kl, log_likelihood, reparameterize
 
 # %% auto #0
 __all__ = ['FUSIONS', 'MULTIDIGITS_SIZES', 'product_of_experts', 'fusion_subsets', 'MultimodalVAE', 'balanced_weights',
-           'multidigits_vae', 'shapes_vae', 'info_nce', 'ContrastiveEncoder']
+           'multidigits_vae', 'likeliest_caption_digit', 'shapes_vae', 'info_nce', 'ContrastiveEncoder']
 
 # %% ../nbs/08_fusion.ipynb #3abd16e1
 def product_of_experts(means, log_vars, present=None):
@@ -329,6 +329,16 @@ def multidigits_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, 
     likelihoods = {"image": "bernoulli", "text": "categorical", "audio": "gaussian"}
     return MultimodalVAE(encoders, decoders, likelihoods, fusion=fusion, seed=seed,
                          likelihood_weights=likelihood_weights, beta=beta)
+
+# %% ../nbs/08_fusion.ipynb #460fa9b6
+def likeliest_caption_digit(model, codes) -> np.ndarray:
+    "The digit of the likeliest of all MultiDigits captions under `model`'s caption decoder, for each latent code."
+    vocabulary = multidigits_vocabulary()
+    captions = [(d, vocabulary.encode(digit_caption(d, t))) for d in range(10) for t in range(len(CAPTION_TEMPLATES))]
+    codes, decoder = ops.convert_to_tensor(codes), model.decoders["text"]
+    scores = [ops.convert_to_numpy(categorical_log_likelihood(tokens, decoder([codes, shift_tokens(tokens)])))
+              for tokens in (np.repeat(caption[None], len(codes), axis=0) for _, caption in captions)]
+    return np.array([d for d, _ in captions])[np.argmax(np.stack(scores, axis=1), axis=1)]
 
 # %% ../nbs/08_fusion.ipynb #559c72ed
 def shapes_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, image_size: int = 32,
