@@ -25,7 +25,7 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))  # for the workers
 
-from mmgen_nbdev.bench import QUALITY_TARGETS, machine_description, run_in_process, summarize  # noqa: E402
+from mmgen_nbdev.bench import QUALITY_TARGETS, machine_description, run_in_process, summarize, take_turns  # noqa: E402
 
 MODELS = ("vae", "gan", "multimodal_vae")
 POLICIES = ("float32", "mixed_float16")
@@ -73,6 +73,16 @@ def run(task: dict, backend: str) -> dict:
     with GPUMonitor() as monitor:
         result = run_in_process(task, backend)
     return {**result, "gpu": monitor.summary()}
+
+
+def speed(configuration: dict, backend: str, epochs: int) -> dict:
+    "Samples/s of `configuration` in `epochs` timed epochs after a warm-up one, in a fresh process, the GPU watched."
+    with GPUMonitor() as monitor:
+        result = take_turns({"run": (configuration, backend)}, epochs)["run"]
+    if "error" in result:
+        return {"error": result["error"], "gpu": monitor.summary()}
+    return {"samples_per_second": [result["samples"] / s for s in result["seconds"]], "gpu": monitor.summary(),
+            "peak_resident_mb": result["peak_resident_mb"]}
 
 
 def markdown(report: dict) -> str:
@@ -125,7 +135,7 @@ def main(argv=None):
                       "dtype_policy": policy}
             print(f"{model} {policy}", flush=True)
             report["rows"].append({"model": model, "dtype_policy": policy,
-                                   "throughput": run({"kind": "throughput", "epochs": epochs, **common}, backend),
+                                   "throughput": speed(common, backend, epochs),
                                    "time_to_quality": run({"kind": "time_to_quality", "max_epochs": max_epochs,
                                                            **common}, backend)})
     args.out.mkdir(parents=True, exist_ok=True)

@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", required=True, type=Path, help="folder to write bench.json and bench.md to")
     bench.add_argument("--backends", type=_names, default=None, help="comma-separated backends (default: installed)")
     bench.add_argument("--models", type=_names, default=None, help="comma-separated models (default: all)")
-    bench.add_argument("--rounds", type=int, default=None, help="alternating rounds of throughput (default 2)")
+    bench.add_argument("--rounds", type=int, default=None, help="rounds of throughput side by side (default 10)")
     bench.add_argument("--no-notebooks", dest="notebooks", action="store_false", help="skip timing nbdev_test")
     bench.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     return parser

@@ -36,8 +36,7 @@ __all__ = ['PANELS', 'OUTPUTS', 'TOY_DATASETS', 'PLAYGROUND_LOSSES', 'figure_png
            'latent_figure', 'histogram_figure', 'rows_figure', 'points_figure', 'Throttle', 'Painter', 'modality_rows',
            'in_notebook', 'Displayed', 'Frame', 'FrameView', 'write_frame', 'TrainingDashboard', 'slider_axes',
            'LatentExplorer', 'load_toy', 'js_divergence', 'grid_edges', 'histogram_js', 'SteppedGAN', 'spread',
-           'per_sample_generator_loss', 'ToyGAN', 'GANPlayground', 'wilson_interval', 'HumanEvaluation', 'EpochClock',
-           'dashboard_overhead']
+           'per_sample_generator_loss', 'ToyGAN', 'GANPlayground', 'wilson_interval', 'HumanEvaluation']
 
 # %% ../nbs/09_widgets.ipynb #0999d95a
 def figure_png(fig: Figure, dpi: int = 72) -> bytes:
@@ -1411,55 +1410,3 @@ class HumanEvaluation(Displayed):
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(a[c]))}</td>" for c in self.COLUMNS) + "</tr>"
                        for a in self.answers)
         return f"<table class='mmgen-human-table'><tr>{head}</tr>{rows}</table>"
-
-# %% ../nbs/09_widgets.ipynb #37f369ce
-class EpochClock(keras.callbacks.Callback):
-    "Record when training starts and when every epoch ends (put it after the callbacks it should time)."
-
-    def __init__(self):
-        super().__init__()
-        self.start, self.ends = None, []
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.ends.append(time.perf_counter())
-
-
-def dashboard_overhead(build, x, y=None, epochs: int = 8, repeats: int = 3, batch_size: int = 64,
-                       dashboard=None) -> dict:
-    """How much a `TrainingDashboard` slows training: two models from `build()` (a function returning a compiled
-    model) fit 1 warm-up epoch each, then `epochs` epochs `repeats` times each, alternating without and with a
-    fresh dashboard from `dashboard()` (default: `TrainingDashboard(x[:500], output="widget")`, its default
-    throttle). The first epoch of each fit is left out. Returns each fit's mean epoch time and three estimates:
-    `overhead`, the median over repeats of (with / without − 1) for fits run side by side (robust to a slow drift
-    of the machine's load); `overhead_of_medians`, median with / median without − 1; and `drawing_share`, the time
-    the dashboard spent drawing at epoch ends divided by the time of those epochs (no load noise at all)."""
-    epochs, repeats = check_positive_int(epochs, "epochs"), check_positive_int(repeats, "repeats")
-    if epochs < 2:
-        raise ValueError(f"`epochs` must be ≥ 2 (the first epoch of each fit is left out); got {epochs}.")
-    dashboard = dashboard or (lambda: TrainingDashboard(_head(x, 500), output="widget"))
-    models = {"without": build(), "with": build()}
-    for model in models.values():
-        model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
-    seconds, fits, frames, drawing = {"without": [], "with": []}, {"without": [], "with": []}, [], []
-    for _ in range(repeats):
-        for arm in ("without", "with"):
-            clock = EpochClock()
-            callbacks = [dashboard(), clock] if arm == "with" else [clock]
-            start = time.perf_counter()
-            models[arm].fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=callbacks)
-            fits[arm].append(time.perf_counter() - start)
-            seconds[arm].append(float(np.mean(np.diff(clock.ends))))
-            if arm == "with":
-                frames.append(len(callbacks[0].frames))
-                drawing.append(sum(f.seconds for f in callbacks[0].frames if f.trigger == "epoch" and f.epoch >= 2))
-    median = {arm: statistics.median(v) for arm, v in seconds.items()}
-    paired = [w / wo - 1 for w, wo in zip(seconds["with"], seconds["without"])]
-    return {"epoch_seconds": seconds, "median_epoch_seconds": median, "paired_overheads": paired,
-            "overhead": statistics.median(paired), "overhead_of_medians": median["with"] / median["without"] - 1,
-            "drawing_seconds": drawing,
-            "drawing_share": sum(drawing) / (sum(seconds["with"]) * (epochs - 1)),
-            "frames": frames, "fit_seconds": fits, "epochs": epochs, "repeats": repeats,
-            "backend": keras.backend.backend()}

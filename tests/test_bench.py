@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -12,8 +13,9 @@ import pytest
 from keras import ops
 
 from mmgen_nbdev import bench
-from mmgen_nbdev.bench import (BENCH_MODELS, bench_data, bench_markdown, build, fit_inputs, notebook_times, run_bench,
-                               run_task, throughput_table)
+from mmgen_nbdev.bench import (BENCH_MODELS, EpochGate, bench_data, bench_markdown, bootstrap_interval, build,
+                               fit_inputs, measure_dashboard_overhead, measure_throughput, notebook_times, overhead,
+                               run_bench, run_task, speed_ratio, take_turns)
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_tensorflow = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -28,8 +30,7 @@ def test_both_implementations_train_the_same_networks(model):
         net, evaluator = build(model, implementation)
         watched = (evaluator.encoders["image"] if model == "multimodal_vae" else evaluator).trainable_weights[0]
         before = ops.convert_to_numpy(watched).copy()
-        inputs = fit_inputs(model, data["train"])
-        x, y = inputs if isinstance(inputs, tuple) else (inputs, None)
+        x, y = fit_inputs(model, data["train"])
         history = net.fit(x, y, epochs=1, batch_size=32, verbose=0).history
         assert all(np.isfinite(v[-1]) for v in history.values())
         # the evaluator holds the very networks the implementation trained
@@ -48,52 +49,108 @@ def test_reference_losses_are_our_negative_elbo_at_the_same_weights(model):
     assert theirs == pytest.approx(mine, rel=0.01)
 
 
+def test_epoch_gate_holds_each_epoch_until_its_turn():
+    permits, reports = [], []
+    gate = EpochGate(lambda: permits.append(time.sleep(0.05)), reports.append)
+    x = np.zeros((8, 2), "float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x[:, :1], epochs=3, batch_size=4, verbose=0, callbacks=[gate])
+    assert len(permits) == len(reports) == 3
+    assert all(r["seconds"] > 0 and r["cpu_seconds"] >= 0 and r["resident_mb"] > 0 for r in reports)
+    # the waits for a turn are counted apart, and the training clock leaves them out
+    assert gate.waited >= 0.15 and time.perf_counter() - gate.training_clock() == pytest.approx(gate.waited, abs=0.01)
+
+
+@pytest.mark.backends
+def test_take_turns_interleaves_rounds_and_reports_memory():
+    results = take_turns({name: ({"model": "vae", "implementation": "ours", "n": 64}, keras.backend.backend())
+                          for name in ("A", "B")}, rounds=2, isolate=False, log=lambda m: None)
+    for r in results.values():
+        assert len(r["seconds"]) == len(r["cpu_seconds"]) == 2 and min(r["seconds"]) > 0
+        assert r["samples"] == 64 and r["peak_resident_mb"] >= r["resident_mb_before"] > 0
+    with pytest.raises(ValueError, match="`rounds` must be a positive integer"):
+        take_turns({}, rounds=0)
+
+
+def test_a_failing_configuration_is_reported_and_the_others_go_on():
+    results = take_turns({"good": ({"model": "vae", "implementation": "ours", "n": 64}, keras.backend.backend()),
+                          "bad": ({"model": "diffusion", "implementation": "ours", "n": 64}, keras.backend.backend())},
+                         rounds=2, isolate=False, log=lambda m: None)
+    assert "`model` must be one of" in results["bad"]["error"]
+    assert "error" not in results["good"] and len(results["good"]["seconds"]) == 2
+
+
+def test_a_dead_worker_process_is_reported_with_its_error():
+    results = take_turns({"bad": ({"model": "diffusion", "implementation": "ours", "n": 64}, keras.backend.backend())},
+                         rounds=1, log=lambda m: None)
+    assert "the worker stopped" in results["bad"]["error"] and "`model` must be one of" in results["bad"]["error"]
+
+
+def test_ratios_overheads_and_their_intervals():
+    assert speed_ratio([1.0, 2.0, 1.0], [2.0, 4.0, 2.0]) == {"median": 2.0, "low": 2.0, "high": 2.0}
+    assert speed_ratio([1.0] * 9, [1.0] * 8 + [10.0])["median"] == 1.0  # one slow round of the reference moves little
+    cost = overhead([1.2, 1.0, 1.1], [1.0, 1.0, 1.0])
+    assert cost["value"] == pytest.approx(0.1) and cost["low"] <= cost["value"] <= cost["high"]
+    low, high = bootstrap_interval(np.median, np.arange(101.0), level=0.9)
+    assert low < 50 < high and bootstrap_interval(np.median, np.arange(101.0), level=0.5) != (low, high)
+
+
 @needs_tensorflow
-def test_run_task_reports_throughput_and_memory():
-    result = run_task({"kind": "throughput", "model": "autoencoder", "implementation": "reference", "epochs": 2,
-                       "n": 128})
-    assert result["backend"] == "tensorflow" and result["samples"] == 128
-    assert len(result["samples_per_second"]) == 2 and min(result["samples_per_second"]) > 0
-    assert result["peak_resident_mb"] >= result["resident_mb_before"] > 0
+def test_throughput_runs_the_reference_beside_ours():
+    table = measure_throughput("autoencoder", ["tensorflow"], rounds=2, n=128, isolate=False, log=lambda m: None)
+    assert set(table) == {"reference/tensorflow", "ours/tensorflow"}
+    assert table["reference/tensorflow"]["n"] == 2 and table["ours/tensorflow"]["median"] > 0
+    ratio = table["ours/tensorflow"]["ratio_to_reference"]
+    assert ratio["low"] <= ratio["median"] <= ratio["high"] and "ratio_to_reference" not in table["reference/tensorflow"]
+
+
+@pytest.mark.backends
+def test_dashboard_overhead_side_by_side_draws_in_one_arm_only():
+    result = measure_dashboard_overhead(keras.backend.backend(), rounds=2, n=64, isolate=False, log=lambda m: None)
+    assert result["frames"] >= 2  # the untrained model and the end, at least
+    assert result["overhead"]["low"] <= result["overhead"]["value"] <= result["overhead"]["high"]
+    assert len(result["seconds"]["with"]) == len(result["seconds"]["without"]) == len(result["drawing_seconds"]) == 2
+    control = measure_dashboard_overhead(keras.backend.backend(), rounds=2, n=64, control=True, isolate=False,
+                                         log=lambda m: None)
+    assert control["frames"] == 0 and control["drawing_share"] == 0
+
+
+def test_run_task_refuses_an_unknown_kind():
     with pytest.raises(ValueError, match="`task\\['kind'\\]` must be one of"):
         run_task({"kind": "speed", "model": "vae", "implementation": "ours"})
-    with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
-        run_task({"kind": "throughput", "model": "vae", "implementation": "ours", "epochs": 0})
-
-
-def test_throughput_table_ratios_and_spread():
-    rows = [{"model": "vae", "implementation": i, "backend": b, "samples_per_second": v,
-             "peak_resident_mb": 900.0, "resident_mb_before": 700.0}
-            for i, b, v in [("reference", "tensorflow", [100, 110, 90]), ("ours", "tensorflow", [120, 130, 125]),
-                            ("ours", "jax", [50, 55, 45])]]
-    rows.append({"model": "vae", "implementation": "ours", "backend": "torch", "error": "boom"})
-    table = throughput_table(rows, ["tensorflow", "jax", "torch"])["vae"]
-    assert table["reference/tensorflow"]["median"] == 100 and table["reference/tensorflow"]["min"] == 90
-    assert table["ours/tensorflow"]["ratio_to_reference"] == pytest.approx(1.25)
-    assert table["ours/jax"]["ratio_to_reference"] == pytest.approx(0.5)
-    assert "ours/torch" not in table and table["ours/jax"]["training_mb"] == 200
+    with pytest.raises(ValueError, match="`max_epochs` must be a positive integer"):
+        run_task({"kind": "time_to_quality", "model": "vae", "implementation": "ours", "max_epochs": 0, "n": 64})
 
 
 def test_markdown_report_shows_every_table_and_the_errors():
-    rows = [{"model": "gan", "implementation": i, "backend": "tensorflow", "samples_per_second": [v],
-             "peak_resident_mb": 900.0, "resident_mb_before": 700.0} for i, v in (("reference", 100), ("ours", 150))]
-    error = {"kind": "throughput", "model": "gan", "implementation": "ours", "backend": "jax",
-             "error": "Traceback …\nRuntimeError: no device"}
-    report = {"date": "2026-11-22", "quick": False, "rounds": 2, "batch_size": 64,
+    def entry(median, ratio=None):
+        return {"median": median, "min": median - 10, "max": median + 10, "n": 3, "peak_resident_mb": 900.0,
+                "training_mb": 200.0, **({"ratio_to_reference": ratio} if ratio else {})}
+    throughput = {"gan": {"reference/tensorflow": entry(100),
+                          "ours/tensorflow": entry(150, {"median": 1.5, "low": 1.25, "high": 1.75}),
+                          "ours/jax": {"error": "Traceback …\nRuntimeError: no device"}}}
+    dashboard = {"model": "vae", "backend": "tensorflow", "control": False, "rounds": 30,
+                 "median_epoch_seconds": {"without": 1.0, "with": 1.03},
+                 "overhead": {"value": 0.031, "low": 0.01, "high": 0.052}, "drawing_share": 0.028, "frames": 6}
+    report = {"date": "2026-11-22", "quick": False, "rounds": 10, "batch_size": 64,
               "machine": {"cpu": "Test CPU", "cores": 2, "memory_gib": 8.0, "python": "3.11", "keras": "3",
-                          "backends": {"tensorflow": "2.21"}, "load_average": [0.5, 0.5, 0.5]},
-              "throughput_table": throughput_table(rows, ["tensorflow"]),
+                          "backends": {"tensorflow": "2.21", "jax": "0.10"}, "load_average": [0.5, 0.5, 0.5]},
+              "throughput": throughput, "dashboard": [dashboard],
               "time_to_quality": [
                   {"model": "gan", "implementation": "ours", "seconds": 30.0, "epochs": 10, "history": [1] * 10},
                   {"model": "gan", "implementation": "reference", "seconds": None, "epochs": None,
                    "history": [1] * 60}],
               "notebooks": {"passed": True, "seconds": 412.0, "chapters": {"04_vae.ipynb": 80}},
-              "errors": [error]}
+              "errors": [{"kind": "throughput", "model": "gan", "configuration": "ours/jax",
+                          "error": "Traceback …\nRuntimeError: no device"}]}
     text = bench_markdown(report)
-    assert "| gan | 100 [100–100] | 150 [150–150] | 1.50 |" in text
+    assert "| gan | 100 [90–110] | 150 [140–160] | 1.50 [1.25–1.75] | error | – |" in text
+    assert "| gan | 900 (200) | 900 (200) | – |" in text
     assert "| gan | frechet_distance | ≤ 40.0 | 30.0 (10) | not reached in 60 epochs | – |" in text
+    assert "| vae | tensorflow | 30 | 1.000 | 1.030 | +3.1 % [+1.0 – +5.2] | 2.8 % | 6 |" in text
     assert "| 04_vae.ipynb | 80 |" in text and "412 s in total" in text
-    assert "RuntimeError: no device" in text and "Test CPU, 2 cores" in text
+    assert "- throughput gan ours/jax: RuntimeError: no device" in text and "Test CPU, 2 cores" in text
 
 
 @needs_tensorflow
@@ -101,7 +158,7 @@ def test_run_bench_in_process_writes_json_and_markdown(tmp_path):
     report = run_bench(tmp_path, models=["autoencoder"], quick=True, notebooks=False, isolate=False, log=lambda m: None)
     assert report["errors"] == []
     saved = json.loads((tmp_path / "bench.json").read_text())
-    assert saved["throughput_table"]["autoencoder"]["ours/tensorflow"]["ratio_to_reference"] > 0
+    assert saved["throughput"]["autoencoder"]["ours/tensorflow"]["ratio_to_reference"]["median"] > 0
     assert "| autoencoder |" in (tmp_path / "bench.md").read_text()
 
 
@@ -131,7 +188,7 @@ def test_cli_bench_runs_end_to_end_in_fresh_processes(tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert {(r["implementation"], r["backend"]) for r in report["throughput"]} == {("reference", "tensorflow"),
-                                                                                    ("ours", "tensorflow")}
+    table = report["throughput"]["autoencoder"]
+    assert set(table) == {"reference/tensorflow", "ours/tensorflow"}
     assert "| autoencoder |" in done.stdout
-    assert all(r["peak_resident_mb"] > r["resident_mb_before"] > 0 for r in report["throughput"])  # training took some
+    assert all(entry["training_mb"] > 0 for entry in table.values())  # each process's training took memory

@@ -17,7 +17,7 @@ from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator, mlp_discr
 from mmgen_nbdev.modalities import image_decoder, image_encoder
 from mmgen_nbdev.vae import VAE
 from mmgen_nbdev.widgets import (PANELS, GANPlayground, HumanEvaluation, LatentExplorer, ModelView, Throttle,
-                                 TrainingDashboard, css_class, dashboard_overhead, histogram_js, js_divergence,
+                                 TrainingDashboard, css_class, histogram_js, js_divergence,
                                  load_toy, wilson_interval)
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -400,24 +400,6 @@ def test_human_evaluation_table_without_pandas(monkeypatch, digits):
     evaluation.answer(True)
     table = evaluation.table()
     assert isinstance(table, list) and set(table[0]) == set(HumanEvaluation.COLUMNS)
-
-
-# ----------------------------------------------------------------------------- the overhead measurement
-def test_dashboard_overhead_reports_both_arms():
-    x = np.random.default_rng(0).uniform(size=(64, 4, 4, 1)).astype("float32")
-
-    def build():
-        set_seed(0)
-        model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(16),
-                                  keras.layers.Reshape((4, 4, 1))])
-        model.compile(optimizer="adam", loss="mse")
-        return model
-    result = dashboard_overhead(build, x, x, epochs=2, repeats=1, batch_size=32,
-                                dashboard=lambda: TrainingDashboard(x, every_seconds=0, output="widget"))
-    assert set(result["median_epoch_seconds"]) == {"without", "with"} and result["frames"] == [3]
-    assert result["overhead"] == pytest.approx(result["epoch_seconds"]["with"][0] / result["epoch_seconds"]["without"][0] - 1)
-    assert 0 < result["drawing_seconds"][0] and result["drawing_share"] == pytest.approx(
-        result["drawing_seconds"][0] / result["epoch_seconds"]["with"][0])  # one measured epoch, epoch 2
 
 
 # ----------------------------------------------------------------------------- bad input
