@@ -474,10 +474,13 @@ class Throttle:
         "Whether to draw now, `epochs_since` epochs after the last frame."
         return epochs_since >= self.every_epochs and self.clock() - self.last_end >= self.wait()
 
-    def drawn(self, start: float):
-        "Record a frame that began at `start` (a reading of `clock`) and has just ended."
+    def drawn(self, start: float, budgeted: bool = True) -> float:
+        """Record a frame that began at `start` (a reading of `clock`) and has just ended; return what it cost. A
+        frame that is not `budgeted` does not set the next wait (the first frame: mostly one-time tracing)."""
         self.last_end = self.clock()
-        self.last_cost = self.last_end - start
+        if budgeted:
+            self.last_cost = self.last_end - start
+        return self.last_end - start
 
 # %% ../nbs/09_widgets.ipynb #e4ca5832
 class Painter:
@@ -746,8 +749,7 @@ class TrainingDashboard(Displayed, keras.callbacks.Callback):
         if self.output == "png":
             write_frame(self.folder, frame, len(self.frames) - 1)
         self.show_frame(len(self.frames) - 1)
-        self.throttle.drawn(start)
-        frame.seconds = self.throttle.last_cost
+        frame.seconds = self.throttle.drawn(start, budgeted=trigger != "start")
         return frame
 
     def show_frame(self, index: int):

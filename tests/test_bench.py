@@ -110,6 +110,7 @@ def test_dashboard_overhead_side_by_side_draws_in_one_arm_only():
     result = measure_dashboard_overhead(keras.backend.backend(), rounds=2, n=64, isolate=False, log=lambda m: None)
     assert result["frames"] >= 2  # the untrained model and the end, at least
     assert result["overhead"]["low"] <= result["overhead"]["value"] <= result["overhead"]["high"]
+    assert result["overhead"]["value"] == pytest.approx(result["drawing_share"] + result["indirect_overhead"]["value"])
     assert len(result["seconds"]["with"]) == len(result["seconds"]["without"]) == len(result["drawing_seconds"]) == 2
     control = measure_dashboard_overhead(keras.backend.backend(), rounds=2, n=64, control=True, isolate=False,
                                          log=lambda m: None)
@@ -132,7 +133,9 @@ def test_markdown_report_shows_every_table_and_the_errors():
                           "ours/jax": {"error": "Traceback …\nRuntimeError: no device"}}}
     dashboard = {"model": "vae", "backend": "tensorflow", "control": False, "rounds": 30,
                  "median_epoch_seconds": {"without": 1.0, "with": 1.03},
-                 "overhead": {"value": 0.031, "low": 0.01, "high": 0.052}, "drawing_share": 0.028, "frames": 6}
+                 "overhead": {"value": 0.031, "low": 0.01, "high": 0.052}, "drawing_share": 0.028, "frames": 6,
+                 "indirect_overhead": {"value": 0.003, "low": -0.018, "high": 0.024},
+                 "total_time_overhead": {"value": 0.1, "low": -0.2, "high": 0.4}}
     report = {"date": "2026-11-22", "quick": False, "rounds": 10, "batch_size": 64,
               "machine": {"cpu": "Test CPU", "cores": 2, "memory_gib": 8.0, "python": "3.11", "keras": "3",
                           "backends": {"tensorflow": "2.21", "jax": "0.10"}, "load_average": [0.5, 0.5, 0.5]},
@@ -148,7 +151,8 @@ def test_markdown_report_shows_every_table_and_the_errors():
     assert "| gan | 100 [90–110] | 150 [140–160] | 1.50 [1.25–1.75] | error | – |" in text
     assert "| gan | 900 (200) | 900 (200) | – |" in text
     assert "| gan | frechet_distance | ≤ 40.0 | 30.0 (10) | not reached in 60 epochs | – |" in text
-    assert "| vae | tensorflow | 30 | 1.000 | 1.030 | +3.1 % [+1.0 – +5.2] | 2.8 % | 6 |" in text
+    assert ("| vae | tensorflow | 30 | 1.000 | 1.030 | +3.1 % [+1.0 – +5.2] | 2.8 % | +0.3 % [-1.8 – +2.4] | "
+            "+10.0 % [-20.0 – +40.0] | 6 |") in text
     assert "| 04_vae.ipynb | 80 |" in text and "412 s in total" in text
     assert "- throughput gan ours/jax: RuntimeError: no device" in text and "Test CPU, 2 cores" in text
 
