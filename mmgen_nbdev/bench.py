@@ -601,7 +601,7 @@ def run_bench(out, backends=None, models=None, quick: bool = False, rounds: int 
     and bench.md to `out`.
 
     `backends` (default: all installed) run our models; the references run on TensorFlow. `rounds` (default 10) is
-    the number of side-by-side rounds of the throughput; the dashboard gets three times as many. `quick` shrinks
+    the number of side-by-side rounds of the throughput; the dashboard always gets 30. `quick` shrinks
     every measurement to a smoke test. `notebooks` times `nbdev_test` when run from a checkout (an `nbs` folder
     here). `isolate=False` runs everything in this process, on this process's backend only (a smoke test: the memory
     numbers are then the process's)."""
@@ -627,8 +627,8 @@ def run_bench(out, backends=None, models=None, quick: bool = False, rounds: int 
     if "vae" in models:
         for backend in backends:
             log(f"dashboard overhead: vae on {backend}")
-            report["dashboard"].append(measure_dashboard_overhead(backend, "vae", 3 * rounds, n, isolate=isolate,
-                                                                  log=log))
+            report["dashboard"].append(measure_dashboard_overhead(backend, "vae", rounds if quick else 30, n,
+                                                                  isolate=isolate, log=log))
     if notebooks and Path("nbs").is_dir():
         log("the notebook suite (nbdev_test --timing)")
         report["notebooks"] = notebook_times()
