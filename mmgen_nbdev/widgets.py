@@ -452,7 +452,7 @@ class Throttle:
     number, that many seconds; with `every_seconds=None`, after c·(1/`max_overhead` − 1) seconds, c being what the
     last frame cost, so that drawing takes at most `max_overhead` of the time. `clock` is any seconds counter."""
 
-    def __init__(self, every_epochs: int = 1, every_seconds: float | None = None, max_overhead: float = 0.04,
+    def __init__(self, every_epochs: int = 1, every_seconds: float | None = None, max_overhead: float = 0.03,
                  clock=time.perf_counter):
         self.every_epochs = check_positive_int(every_epochs, "every_epochs")
         if every_seconds is not None and (isinstance(every_seconds, bool) or not isinstance(every_seconds, numbers.Real)
@@ -677,13 +677,13 @@ class TrainingDashboard(Displayed, keras.callbacks.Callback):
     cross-modal generations; `panels` (default: all that apply, see `Painter`) chooses among them.
 
     It draws at an epoch's end when the `Throttle(every_epochs, every_seconds, max_overhead)` says so (by default,
-    drawing takes at most 4 % of the time), plus the untrained model (`first_frame`) and the final state.
+    drawing takes at most 3 % of the time), plus the untrained model (`first_frame`) and the final state.
     `output`: "widget" (in a notebook), "png" (frames written to `folder`), "silent", or "auto" (a widget in a
     notebook, else PNG files if `folder` is given, else silent). After training, the slider replays the frames."""
 
     def __init__(self, data=None, labels=None, every_epochs: int = 1, every_seconds: float | None = None,
                  output: str = "auto", folder=None, panels=None, samples: int = 16, points: int = 500,
-                 max_overhead: float = 0.04, first_frame: bool = True, vocabulary=None, seed: int = 0):
+                 max_overhead: float = 0.03, first_frame: bool = True, vocabulary=None, seed: int = 0):
         super().__init__()
         self.data, self.labels = check_data(data, labels)
         self.throttle = Throttle(every_epochs, every_seconds, max_overhead)
