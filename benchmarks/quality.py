@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from mmgen_nbdev.backend import set_seed  # noqa: E402
-from mmgen_nbdev.bench import EpochTimer, ReferenceGAN, ReferenceVAE  # noqa: E402  (the keras.io-style references)
+from mmgen_nbdev.bench import EpochGate, ReferenceGAN, ReferenceVAE  # noqa: E402  (the keras.io-style references)
 from mmgen_nbdev.data import load_digits  # noqa: E402
 from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator  # noqa: E402
 from mmgen_nbdev.metrics import digit_classifier, digit_frechet_distance, iwae_nll, precision_recall  # noqa: E402
@@ -42,7 +42,8 @@ def compare_vae(train, test, epochs):
     for name in ("ours", "reference"):
         set_seed(0)
         encoder, decoder = vae_networks()
-        timer = EpochTimer()
+        epochs_timed = []
+        timer = EpochGate(lambda: None, epochs_timed.append)  # never waits: it only times each epoch
         if name == "ours":
             model = VAE(encoder, decoder, seed=0)
             model.compile(optimizer=keras.optimizers.Adam(2e-3))
@@ -57,7 +58,7 @@ def compare_vae(train, test, epochs):
         results[name] = {
             "test_neg_elbo": float(evaluator.evaluate(test, verbose=0, return_dict=True)["neg_elbo"]),
             "test_nll_iwae64": iwae_nll(evaluator, test, k=64),
-            "seconds_per_epoch": float(np.median(timer.times[1:])),
+            "seconds_per_epoch": float(np.median([e["seconds"] for e in epochs_timed[1:]])),
         }
     return results
 
@@ -74,7 +75,8 @@ def compare_gan(train, test, epochs, seed=0):
     for name in ("ours", "reference"):
         set_seed(seed)
         generator, discriminator = gan_networks()
-        timer = EpochTimer()
+        epochs_timed = []
+        timer = EpochGate(lambda: None, epochs_timed.append)  # never waits: it only times each epoch
         optimizers = dict(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                           g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
         if name == "ours":
@@ -93,7 +95,7 @@ def compare_gan(train, test, epochs, seed=0):
             "precision": precision, "recall": recall,
             "classifier_confidence": float(probabilities.max(-1).mean()),
             "digits_covered": int(len(np.unique(probabilities.argmax(-1)))),
-            "seconds_per_epoch": float(np.median(timer.times[1:])),
+            "seconds_per_epoch": float(np.median([e["seconds"] for e in epochs_timed[1:]])),
         }
     return results
 
