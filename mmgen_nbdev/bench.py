@@ -33,9 +33,10 @@ from .modalities import check_positive_int
 __all__ = ['BENCH_MODELS', 'IMPLEMENTATIONS', 'BATCH_SIZE', 'QUALITY_TARGETS', 'reference_autoencoder', 'ReferenceLossModel',
            'ReferenceVAE', 'ReferenceGAN', 'ReferenceMixtureVAE', 'installed_backends', 'bench_data', 'build',
            'fit_inputs', 'EpochGate', 'resident_mb', 'peak_resident_mb', 'train_in_turns', 'ProcessTurns',
-           'ThreadTurns', 'take_turns', 'bootstrap_interval', 'speed_ratio', 'overhead', 'measure_throughput',
-           'quality', 'reached', 'measure_time_to_quality', 'measure_dashboard_overhead', 'run_task', 'run_in_process',
-           'notebook_times', 'summarize', 'machine_description', 'run_bench', 'bench_markdown']
+           'ThreadTurns', 'take_turns', 'bootstrap_interval', 'estimate', 'speed_ratio', 'overhead',
+           'measure_throughput', 'quality', 'reached', 'measure_time_to_quality', 'measure_dashboard_overhead',
+           'run_task', 'run_in_process', 'notebook_times', 'summarize', 'machine_description', 'run_bench',
+           'bench_markdown']
 
 # %% ../nbs/91_bench.ipynb #102591b4
 def reference_autoencoder(encoder, decoder) -> keras.Model:
@@ -401,18 +402,21 @@ def bootstrap_interval(statistic, *columns, level: float = 0.9, resamples: int =
     return tuple(float(v) for v in np.quantile(values, [(1 - level) / 2, (1 + level) / 2]))
 
 
+def estimate(statistic, *columns) -> dict:
+    "`statistic(*columns)` over all the rounds, with its 90 % bootstrap interval: `{'value', 'low', 'high'}`."
+    low, high = bootstrap_interval(statistic, *columns)
+    return {"value": statistic(*(np.asarray(c, dtype=float) for c in columns)), "low": low, "high": high}
+
+
 def speed_ratio(seconds: list, reference_seconds: list) -> dict:
     "How many times faster than the reference, round by round (reference seconds ÷ seconds): median and interval."
-    ratio = lambda ours, reference: float(np.median(reference / ours))
-    low, high = bootstrap_interval(ratio, seconds, reference_seconds)
-    return {"median": ratio(np.asarray(seconds), np.asarray(reference_seconds)), "low": low, "high": high}
+    ratio = estimate(lambda ours, reference: float(np.median(reference / ours)), seconds, reference_seconds)
+    return {"median": ratio.pop("value"), **ratio}
 
 
 def overhead(seconds_with: list, seconds_without: list) -> dict:
     "Total time with ÷ total time without − 1, over the same rounds, and its interval."
-    extra = lambda w, wo: float(np.sum(w) / np.sum(wo) - 1)
-    low, high = bootstrap_interval(extra, seconds_with, seconds_without)
-    return {"value": extra(np.asarray(seconds_with), np.asarray(seconds_without)), "low": low, "high": high}
+    return estimate(lambda w, wo: float(np.sum(w) / np.sum(wo) - 1), seconds_with, seconds_without)
 
 # %% ../nbs/91_bench.ipynb #a88dbe81
 def measure_throughput(model: str, backends, rounds: int = 10, n: int | None = None, batch_size: int = BATCH_SIZE,
@@ -500,14 +504,12 @@ def measure_dashboard_overhead(backend: str, model: str = "vae", rounds: int = 3
     with_, without = results["with"], results["without"]
     drawing_share = sum(with_["drawing_seconds"]) / sum(with_["seconds"])
     training_with = np.array(with_["seconds"]) - with_["drawing_seconds"]
-    indirect = lambda w, wo: float(np.median(w / wo - 1))
-    low, high = bootstrap_interval(indirect, training_with, without["seconds"])
-    value = indirect(training_with, np.array(without["seconds"]))
+    indirect = estimate(lambda w, wo: float(np.median(w / wo - 1)), training_with, without["seconds"])
     return {"model": model, "backend": backend, "control": control, "rounds": rounds,
             "median_epoch_seconds": {"without": statistics.median(without["seconds"]),
                                      "with": statistics.median(with_["seconds"])},
-            "overhead": {"value": drawing_share + value, "low": drawing_share + low, "high": drawing_share + high},
-            "drawing_share": drawing_share, "indirect_overhead": {"value": value, "low": low, "high": high},
+            "overhead": {k: drawing_share + v for k, v in indirect.items()},
+            "drawing_share": drawing_share, "indirect_overhead": indirect,
             "total_time_overhead": overhead(with_["seconds"], without["seconds"]),
             "frames": with_["frames"], "seconds": {"without": without["seconds"], "with": with_["seconds"]},
             "drawing_seconds": with_["drawing_seconds"]}
