@@ -3,13 +3,12 @@
 # %% ../nbs/03_ae.ipynb #524d0abf
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
 from .backend import check_seed, predict_step_with
+from .checks import check_number
 from .modalities import ComposedModel, check_batch
 
 # %% auto #0
@@ -31,8 +30,7 @@ class Autoencoder(ComposedModel, keras.Model):
         super().__init__(**kwargs)
         if loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"`loss` must be one of {RECONSTRUCTION_LOSSES}; got {loss!r}.")
-        if isinstance(noise_stddev, bool) or not isinstance(noise_stddev, numbers.Real) or not noise_stddev >= 0:
-            raise ValueError(f"`noise_stddev` must be a number ≥ 0; got {noise_stddev!r}.")
+        noise_stddev = check_number(noise_stddev, "noise_stddev", 0)
         if isinstance(encoder.output, (list, tuple)):
             raise ValueError("`encoder` must return one code; a Gaussian encoder (mean, log_var) belongs in a VAE.")
         self.encoder, self.decoder = encoder, decoder
@@ -71,14 +69,15 @@ class Autoencoder(ComposedModel, keras.Model):
 
     def encode(self, x):
         "The code of each input, as a NumPy array."
-        check_batch(np.asarray(x), self.image_shape, "x")
-        return ops.convert_to_numpy(self.encoder(np.asarray(x, "float32")))
+        x = np.asarray(x)
+        check_batch(x, self.image_shape, "x")
+        return ops.convert_to_numpy(self.encoder(x.astype("float32")))
 
     def decode(self, codes):
         "The reconstruction decoded from each code, as a NumPy array."
-        codes = np.asarray(codes, "float32")
-        if codes.ndim != 2 or codes.shape[1] != self.code_dim:
-            raise ValueError(f"`codes` must have shape (N, {self.code_dim}); got {codes.shape}.")
+        codes = np.asarray(codes)
+        check_batch(codes, (self.code_dim,), "codes")
+        codes = codes.astype("float32")
         return ops.convert_to_numpy(self.output_image(self.decoder(codes)))
 
     networks = ("encoder", "decoder")

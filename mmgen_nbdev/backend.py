@@ -13,8 +13,8 @@ import keras
 import numpy as np
 
 # %% auto #0
-__all__ = ['BACKENDS', 'backend_name', 'BackendReport', 'backend_report', 'check_seed', 'set_seed', 'gradient_tape',
-           'value_and_gradients', 'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with']
+__all__ = ['BACKENDS', 'backend_name', 'BackendReport', 'backend_report', 'set_seed', 'gradient_tape', 'value_and_gradients',
+           'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with']
 
 # %% ../nbs/00_backend.ipynb #60318731
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -71,13 +71,7 @@ def _has_gpu(name):
         return False
 
 # %% ../nbs/00_backend.ipynb #54c75a52
-def check_seed(seed, name: str = "seed") -> int:
-    "Return `seed` as an `int` if it is a non-negative integer, else raise a `ValueError` naming `name`."
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"`{name}` must be a non-negative integer; got {seed!r} of type {type(seed).__name__}.")
-    if seed < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer; got {seed}.")
-    return int(seed)
+from .checks import check_seed  # every seed in [0, 2**32 - 1]: what NumPy's and each backend's generators take
 
 # %% ../nbs/00_backend.ipynb #122fbfef
 def set_seed(seed: int, deterministic: bool = False) -> int:

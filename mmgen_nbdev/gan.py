@@ -8,11 +8,13 @@ import numpy as np
 from keras import layers, ops
 
 from .backend import (PortableModel, apply_gradients, check_seed, input_gradients, predict_step_with)
+from .checks import check_choice, check_finite, check_integer, check_interval, check_number
 from .modalities import ComposedModel, check_batch, check_image_shape, check_positive_int, text_encoder
 
 # %% auto #0
 __all__ = ['GAN_LOSSES', 'discriminator_loss', 'generator_loss', 'condition_network', 'mlp_generator', 'mlp_discriminator',
-           'dcgan_generator', 'dcgan_discriminator', 'GAN', 'mode_coverage', 'mode_spread', 'gan_optimizers']
+           'dcgan_generator', 'dcgan_discriminator', 'GAN', 'check_modes', 'mode_coverage', 'mode_spread',
+           'gan_optimizers']
 
 # %% ../nbs/05_gan.ipynb #6bda497f
 GAN_LOSSES = ("non_saturating", "minimax", "wasserstein_gp")
@@ -142,13 +144,11 @@ class GAN(ComposedModel, PortableModel):
     def __init__(self, generator, discriminator, loss: str = "non_saturating", d_steps: int = 1,
                  gp_weight: float = 10.0, value_range=None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if loss not in GAN_LOSSES:
-            raise ValueError(f"`loss` must be one of {GAN_LOSSES}; got {loss!r}.")
-        if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
-            raise ValueError(f"`d_steps` must be an integer ≥ 1; got {d_steps!r}.")
+        loss, d_steps = check_choice(loss, "loss", GAN_LOSSES), check_integer(d_steps, "d_steps", 1)
+        gp_weight = check_number(gp_weight, "gp_weight", 0)
         self.generator, self.discriminator = generator, discriminator
-        self.loss_kind, self.d_steps, self.gp_weight = loss, d_steps, float(gp_weight)
-        self.value_range = None if value_range is None else tuple(float(v) for v in value_range)
+        self.loss_kind, self.d_steps, self.gp_weight = loss, d_steps, gp_weight
+        self.value_range = None if value_range is None else check_interval(value_range, "value_range")
         self.seed = None if seed is None else check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.conditional = isinstance(generator.input, (list, tuple))
@@ -173,6 +173,8 @@ class GAN(ComposedModel, PortableModel):
         super().compile(optimizer=route, **kwargs)
 
     def get_compile_config(self):
+        if not getattr(self, "compiled", False):
+            return None  # saved before compile: nothing to restore
         return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
                 "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
 
@@ -299,14 +301,16 @@ class GAN(ComposedModel, PortableModel):
     def generate(self, n: int, labels=None, seed: int = 0, batch_size: int = 256, captions=None):
         """`n` samples from the generator, as a NumPy array. A class-conditioned GAN needs `labels` (n,), a
         caption-conditioned one `captions`, token ids (n, length)."""
-        n = check_positive_int(n, "n")
+        n, batch_size = check_positive_int(n, "n"), check_positive_int(batch_size, "batch_size")
         condition = self._condition(labels, captions, n)
         z = np.random.default_rng(check_seed(seed)).standard_normal((n, self.latent_dim)).astype("float32")
         return self.predict(self._with(z, condition), batch_size=batch_size, verbose=0)
 
     def discriminate(self, x, labels=None, captions=None):
         "The discriminator's probability that each sample is real (a WGAN-GP critic's score), as NumPy."
-        x = np.asarray(x, "float32")
+        x = np.asarray(x)
+        check_batch(x, self.sample_shape, "x", self.value_range)
+        x = x.astype("float32")
         condition = self._condition(labels, captions, len(x))
         condition = None if condition is None else ops.convert_to_tensor(condition)
         logits = self.discriminator(self._with(ops.convert_to_tensor(x), condition))
@@ -317,6 +321,18 @@ class GAN(ComposedModel, PortableModel):
 
     def check_inputs(self, x, name):
         check_batch(x, self.sample_shape, name, self.value_range)
+
+    def check_predict_inputs(self, x, name):
+        "`predict` maps noise (N, latent_dim), with a conditional GAN's conditions as [noise, conditions], to samples."
+        if self.conditional:
+            if not isinstance(x, (list, tuple)) or len(x) != 2:
+                raise ValueError(f"`{name}` must be [noise, {self.condition_name}] for this conditional GAN; "
+                                 f"got {type(x).__name__}.")
+            noise, condition = x
+            check_batch(np.asarray(noise), (self.latent_dim,), f"{name}[0] (noise)")
+            self.check_condition(condition, len(noise), f"{name}[1] ({self.condition_name})")
+        elif isinstance(x, (np.ndarray, list, tuple)):
+            check_batch(np.asarray(x), (self.latent_dim,), f"{name} (noise)")
 
     def _check_pairs(self, x, y):
         "For a conditional GAN given arrays: one valid condition `y` per sample of `x`."
@@ -339,9 +355,18 @@ class GAN(ComposedModel, PortableModel):
                 "value_range": self.value_range, "seed": self.seed}
 
 # %% ../nbs/05_gan.ipynb #b2330f2c
+def check_modes(samples, centres, std):
+    "`samples` (N, 2) and `centres` (M, 2) as finite arrays with N, M ≥ 1, and `std` > 0, else a `ValueError`."
+    samples, centres = check_finite(samples, "samples"), check_finite(centres, "centres")
+    for name, points in (("samples", samples), ("centres", centres)):
+        if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+            raise ValueError(f"`{name}` must be at least one 2-D point, shape (N, 2) with N ≥ 1; got {points.shape}.")
+    return samples, centres, check_number(std, "std", 0, low_open=True)
+
+
 def mode_coverage(samples, centres, std: float):
     "(number of modes covered, fraction of samples within 3·`std` of a mode) for 2-D `samples`."
-    samples, centres = np.asarray(samples), np.asarray(centres)
+    samples, centres, std = check_modes(samples, centres, std)
     distances = np.linalg.norm(samples[:, None] - centres[None], axis=-1)
     nearest, good = distances.argmin(1), distances.min(1) <= 3 * std
     counts = np.bincount(nearest[good], minlength=len(centres))
@@ -351,7 +376,7 @@ def mode_coverage(samples, centres, std: float):
 def mode_spread(samples, centres, std: float):
     """(RMS per-axis distance of the samples within 10·`std` of a mode to that mode, in units of `std`; fraction of
     the samples farther than 10·`std` from every mode) for 2-D `samples`."""
-    samples, centres = np.asarray(samples), np.asarray(centres)
+    samples, centres, std = check_modes(samples, centres, std)
     distance = np.linalg.norm(samples[:, None] - centres[None], axis=-1).min(1)
     near = distance <= 10 * std
     spread = np.sqrt(np.mean(distance[near] ** 2) / 2) / std if near.any() else float("inf")
@@ -365,13 +390,14 @@ def gan_optimizers(learning_rate: float = 2e-4, steps: int | None = None, d_step
     steps (and `d_steps` × `steps` discriminator steps)."""
     if steps is not None:
         steps = check_positive_int(steps, "steps")
-    if not 0 <= final_fraction <= 1:
-        raise ValueError(f"`final_fraction` must lie in [0, 1]; got {final_fraction!r}.")
+    learning_rate = check_number(learning_rate, "learning_rate", 0, low_open=True)
+    beta_1, beta_2 = (check_number(b, name, 0, 1, high_open=True) for b, name in ((beta_1, "beta_1"), (beta_2, "beta_2")))
+    final_fraction, d_steps = check_number(final_fraction, "final_fraction", 0, 1), check_positive_int(d_steps, "d_steps")
 
     def adam(decay_steps):
         rate = learning_rate if steps is None else keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=final_fraction)
         return keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2)
 
-    return {"d_optimizer": adam(None if steps is None else steps * check_positive_int(d_steps, "d_steps")),
+    return {"d_optimizer": adam(None if steps is None else steps * d_steps),
             "g_optimizer": adam(steps)}

@@ -3,30 +3,26 @@
 # %% ../nbs/02_modalities.ipynb #dcbb78d2
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import keras
 import numpy as np
 from keras import layers
 
+from .checks import check_finite, check_integer, check_number, check_positive_int, is_integer
+
 # %% auto #0
-__all__ = ['check_positive_int', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder',
-           'text_decoder', 'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch',
+__all__ = ['check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder', 'shift_tokens',
+           'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments', 'SavesRandomState',
            'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
-def check_positive_int(value, name: str) -> int:
-    "Return `value` if it is a positive integer, else raise a `ValueError` naming `name`."
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
-
-
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
     "Return `shape` as (height, width, channels) if it is one whose sides divide by `multiple`, else raise."
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
     if (not isinstance(shape, tuple) or len(shape) != 3
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in shape)):
+            or not all(is_integer(s) and s > 0 for s in shape)):
         raise ValueError(f"`{name}` must be (height, width, channels) of positive integers; got {shape!r}.")
     if shape[0] % multiple or shape[1] % multiple:
         raise ValueError(f"`{name}` height and width must be multiples of {multiple} for this network; "
@@ -196,34 +192,91 @@ def check_batch(x, expected_shape, name: str = "x", value_range=None):
         return  # datasets and generators are checked batch by batch by Keras itself
     if x.ndim != len(expected_shape) + 1 or tuple(x.shape[1:]) != tuple(expected_shape):
         raise ValueError(f"`{name}` must have shape (N, {', '.join(map(str, expected_shape))}); got {x.shape}.")
-    if not np.isfinite(x).all():
-        raise ValueError(f"`{name}` holds {int(np.size(x) - np.isfinite(x).sum())} NaN or infinite values.")
+    check_finite(x, name)
     if value_range is not None and (x.min() < value_range[0] or x.max() > value_range[1]):
         raise ValueError(f"`{name}` must lie in [{value_range[0]}, {value_range[1]}] for this model; "
                          f"got values from {x.min():.3g} to {x.max():.3g}.")
 
 
-class ComposedModel:
-    """Mixin for a `keras.Model` built from sub-networks: checks array inputs at `fit` and `evaluate` with
-    `check_inputs`, and saves the networks named in `networks` plus `config_values()` in its config."""
+def check_loop_arguments(method, *args, **kwargs) -> dict:
+    """The arguments of a call to `keras.Model.<method>` (fit, evaluate, predict) by name, with the counts among
+    them (epochs, batch sizes, steps) checked: a rejected call raises before Keras builds or traces anything."""
+    arguments = inspect.signature(getattr(keras.Model, method)).bind(None, *args, **kwargs).arguments
+    for name in ("batch_size", "steps_per_epoch", "validation_steps", "validation_batch_size", "steps", "epochs"):
+        if arguments.get(name) is not None:
+            check_positive_int(arguments[name], name)
+    if "initial_epoch" in arguments:
+        check_integer(arguments["initial_epoch"], "initial_epoch", 0, arguments.get("epochs", 1) - 1)
+    if arguments.get("validation_split"):
+        check_number(arguments["validation_split"], "validation_split", 0, 1, high_open=True)
+    return arguments
+
+
+class SavesRandomState:
+    """Mixin for a `keras.Model` that keeps its seed generators' states in its saved file, so that a reloaded
+    model draws the same noise next as the model that was saved (Keras saves only the variables of layers)."""
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, generator in enumerate(self._seed_generators):
+            store[f"seed_state_{i}"] = generator.state
+
+    def load_own_variables(self, store):
+        seeds = [key for key in store.keys() if key.startswith("seed_state_")]
+        super().load_own_variables(_Without(store, seeds))
+        for i, generator in enumerate(self._seed_generators):
+            if f"seed_state_{i}" in seeds:
+                generator.state.assign(store[f"seed_state_{i}"])
+
+
+class _Without:
+    "A read-only view of a weights store without some of its keys."
+    def __init__(self, store, hidden):
+        self.store, self.hidden = store, set(hidden)
+
+    def keys(self):
+        return [key for key in self.store.keys() if key not in self.hidden]
+
+    def __getitem__(self, key):
+        return self.store[key]
+
+
+class ComposedModel(SavesRandomState):
+    """Mixin for a `keras.Model` built from sub-networks: checks array inputs with `check_inputs` (and the loop's
+    counts) at `fit`, `evaluate` and `predict` before Keras traces anything, saves the networks named in
+    `networks` plus `config_values()` in its config, and its random state in its weights."""
     networks: tuple = ()
 
     def check_inputs(self, x, name: str):
         "Raise a `ValueError` naming `name` if the array `x` is not valid input; subclasses say what valid is."
 
+    def check_predict_inputs(self, x, name: str):
+        "Raise a `ValueError` naming `name` if `x` is not valid input to `predict` (by default: to `fit`)."
+        self.check_inputs(x, name)
+
     def config_values(self) -> dict:
         "The constructor arguments, other than the networks, that rebuild this model."
         return {}
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+    def fit(self, x=None, y=None, *args, **kwargs):
+        arguments = check_loop_arguments("fit", x, y, *args, **kwargs)
         self.check_inputs(x, "x")
+        validation_data = arguments.get("validation_data")
         if isinstance(validation_data, (np.ndarray, dict)):
             self.check_inputs(validation_data, "validation_data")
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        elif isinstance(validation_data, tuple) and validation_data and isinstance(validation_data[0], np.ndarray):
+            self.check_inputs(validation_data[0], "validation_data")
+        return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_loop_arguments("evaluate", x, y, *args, **kwargs)
         self.check_inputs(x, "x")
         return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        check_loop_arguments("predict", x, *args, **kwargs)
+        self.check_predict_inputs(x, "x")
+        return super().predict(x, *args, **kwargs)
 
     def get_config(self):
         networks = {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.networks}

@@ -10,11 +10,12 @@ import numpy as np
 from keras import ops
 
 from .backend import check_seed, predict_step_with
+from .checks import check_choice, check_integer, check_number
 from .modalities import ComposedModel, check_batch, check_positive_int
 
 # %% auto #0
 __all__ = ['LOG_2PI', 'LIKELIHOODS', 'gaussian_kl', 'gaussian_log_density', 'standard_normal_log_density',
-           'importance_weighted_bound', 'bernoulli_log_likelihood', 'gaussian_log_likelihood',
+           'importance_weighted_bound', 'check_same_shape', 'bernoulli_log_likelihood', 'gaussian_log_likelihood',
            'categorical_log_likelihood', 'reparameterize', 'log_likelihood', 'elbo_terms', 'VAE']
 
 # %% ../nbs/04_vae.ipynb #b9eeb830
@@ -51,15 +52,26 @@ def _flatten_features(t):
     return ops.reshape(t, (ops.shape(t)[0], -1))
 
 
+def check_same_shape(a, b, names: str):
+    "Raise a `ValueError` unless tensors `a` and `b` have the same shape where both are known (no broadcasting)."
+    shape_a, shape_b = tuple(a.shape), tuple(b.shape)
+    if len(shape_a) != len(shape_b) or any(i is not None and j is not None and i != j for i, j in zip(shape_a, shape_b)):
+        first, second = names.split(" and ")
+        raise ValueError(f"{names} must have the same shape, one parameter per value; got {first} {shape_a} "
+                         f"and {second} {shape_b}.")
+
+
 def bernoulli_log_likelihood(x, logits):
     "log p(x | logits) of independent Bernoulli features, summed over all but the batch axis (stable for any logit)."
     x, logits = ops.convert_to_tensor(x), ops.convert_to_tensor(logits)
+    check_same_shape(x, logits, "`x` and `logits`")
     return ops.sum(_flatten_features(x * logits - ops.softplus(logits)), axis=-1)
 
 
 def gaussian_log_likelihood(x, mean, log_scale):
     "log N(x; mean, exp(log_scale)²) of independent features, summed over all but the batch axis."
     x, mean, log_scale = ops.convert_to_tensor(x), ops.convert_to_tensor(mean), ops.convert_to_tensor(log_scale)
+    check_same_shape(x, mean, "`x` and `mean`")
     squared = ops.square((x - mean) * ops.exp(-log_scale))
     return ops.sum(_flatten_features(-0.5 * squared - log_scale - 0.5 * LOG_2PI), axis=-1)
 
@@ -67,6 +79,7 @@ def gaussian_log_likelihood(x, mean, log_scale):
 def categorical_log_likelihood(tokens, logits):
     "log p(tokens | logits) of independent categorical positions (e.g. a caption's words), summed per example."
     tokens, logits = ops.convert_to_tensor(tokens), ops.convert_to_tensor(logits)
+    check_same_shape(tokens, logits[..., 0], "`tokens` and `logits` without its last axis")
     picked = ops.take_along_axis(logits, ops.expand_dims(ops.cast(tokens, "int32"), -1), axis=-1)[..., 0]
     return ops.sum(_flatten_features(picked - ops.logsumexp(logits, axis=-1)), axis=-1)
 
@@ -87,9 +100,8 @@ def log_likelihood(x, decoder_output, likelihood: str = "bernoulli", log_scale=0
         return bernoulli_log_likelihood(x, decoder_output)
     if likelihood == "gaussian":
         return gaussian_log_likelihood(x, decoder_output, log_scale)
-    if likelihood == "categorical":
-        return categorical_log_likelihood(x, decoder_output)
-    raise ValueError(f"`likelihood` must be one of {LIKELIHOODS}; got {likelihood!r}.")
+    check_choice(likelihood, "likelihood", LIKELIHOODS)
+    return categorical_log_likelihood(x, decoder_output)
 
 
 def elbo_terms(x, decoder_output, mean, log_var, likelihood: str = "bernoulli", log_scale=0.0):
@@ -107,12 +119,8 @@ class VAE(ComposedModel, keras.Model):
     def __init__(self, encoder, decoder, likelihood: str = "bernoulli", beta: float = 1.0,
                  kl_warmup_steps: int = 0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"`likelihood` must be 'bernoulli' or 'gaussian' for images; got {likelihood!r}.")
-        if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0:
-            raise ValueError(f"`beta` must be a number ≥ 0; got {beta!r}.")
-        if isinstance(kl_warmup_steps, bool) or not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
-            raise ValueError(f"`kl_warmup_steps` must be an integer ≥ 0; got {kl_warmup_steps!r}.")
+        check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
+        beta, kl_warmup_steps = check_number(beta, "beta", 0), check_integer(kl_warmup_steps, "kl_warmup_steps", 0)
         if not isinstance(encoder.output, (list, tuple)) or len(encoder.output) != 2:
             raise ValueError("`encoder` must return two tensors, (mean, log_var): build it with gaussian=True.")
         self.encoder, self.decoder = encoder, decoder
@@ -134,6 +142,8 @@ class VAE(ComposedModel, keras.Model):
 
     def encode(self, x):
         "The posterior's (mean, log_var) for images `x`."
+        if isinstance(x, np.ndarray):
+            self.check_inputs(x, "x")
         mean, log_var = self.encoder(x)
         return mean, log_var
 
@@ -168,9 +178,9 @@ class VAE(ComposedModel, keras.Model):
 
     def decode(self, z):
         "The expected image for each code in `z`, as a NumPy array."
-        z = np.asarray(z, dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape (N, {self.latent_dim}); got {z.shape}.")
+        z = np.asarray(z)
+        check_batch(z, (self.latent_dim,), "z")
+        z = z.astype("float32")
         return ops.convert_to_numpy(self.mean_image(self.decoder(z)))
 
     def predict_step(self, *args):
@@ -191,6 +201,7 @@ class VAE(ComposedModel, keras.Model):
         "The IWAE bound L_k on log p(x) of each image, in nats, with `k` importance samples (k=1: the ELBO)."
         self.check_inputs(x, "x")
         k, generator = check_positive_int(k, "k"), keras.random.SeedGenerator(check_seed(seed))
+        batch_size = check_positive_int(batch_size, "batch_size")
         bounds = []
         for start in range(0, len(x), batch_size):
             xb = ops.convert_to_tensor(x[start:start + batch_size])

@@ -82,7 +82,7 @@ def test_bad_input_named(digits):
         ae.fit(train["image"], validation_data=train["image"] * np.nan, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="`loss` must be one of"):
         Autoencoder(ae.encoder, ae.decoder, loss="huber")
-    with pytest.raises(ValueError, match="`noise_stddev` must be a number ≥ 0"):
+    with pytest.raises(ValueError, match="`noise_stddev` must be a finite number ≥ 0"):
         Autoencoder(ae.encoder, ae.decoder, noise_stddev=-0.1)
     with pytest.raises(ValueError, match="`encoder` must return one code"):
         Autoencoder(image_encoder((8, 8, 1), 2, kind="dense", gaussian=True), ae.decoder)

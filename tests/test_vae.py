@@ -108,7 +108,7 @@ def test_save_reload_resume(tmp_path, digits):
 @pytest.mark.parametrize("bad,message", [
     (lambda x: x[..., 0], r"`x` must have shape \(N, 8, 8, 1\)"),
     (lambda x: x * 2, r"`x` must lie in \[0.0, 1.0\]"),
-    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 3, np.inf, x), "`x` holds 1 NaN or infinite"),
+    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 3, np.inf, x), "`x` holds 0 NaN and 1 infinite"),
 ])
 def test_bad_data_named(digits, bad, message):
     train, _ = digits
@@ -125,7 +125,7 @@ def test_bad_construction_named():
     dec = image_decoder(2, (8, 8, 1), kind="dense")
     with pytest.raises(ValueError, match="`likelihood` must be .bernoulli. or .gaussian."):
         VAE(enc, dec, likelihood="poisson")
-    with pytest.raises(ValueError, match="`beta` must be a number ≥ 0"):
+    with pytest.raises(ValueError, match="`beta` must be a finite number ≥ 0"):
         VAE(enc, dec, beta=-1)
     with pytest.raises(ValueError, match="`kl_warmup_steps` must be an integer ≥ 0"):
         VAE(enc, dec, kl_warmup_steps=1.5)
