@@ -8,7 +8,9 @@
 #     the live dashboard: tests/test_lab.py starts JupyterLab on 127.0.0.1, runs tests/fixtures/lab_dashboard.ipynb
 #     in headless Chromium and checks that the dashboard's samples, curves and status change while the VAE trains,
 #     that no request leaves the machine and that the replay slider works; screenshots in test-artifacts/lab/);
-#  5. the backend-sensitive tests (`-m backends`) again on JAX and on PyTorch, after installing their CPU builds;
+#  5. the backend-sensitive tests (`-m backends`) again on JAX and on PyTorch, after installing their CPU builds
+#     (PyTorch's from PyTorch's own CPU wheel index, as its install page documents; the package index's torch is
+#     the CUDA build with ~19 nvidia/triton packages, so it is only the fallback where that index is unreachable);
 #  6. a total over all of it, printed last.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,6 +47,17 @@ finish() {  # finish STATUS [WHAT FAILED]
   exit "$1"
 }
 
+# The browser tests (tests/test_docs.py, tests/test_lab.py) drive Debian's chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    step "installing Debian's chromium for the browser tests"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "could not install chromium: the browser tests will fail"
+  else
+    echo "The browser tests need Debian's chromium at /usr/bin/chromium: sudo apt-get install chromium"
+  fi
+fi
+
 step "nbdev_clean: notebooks must be committed clean"
 before=$(snapshot)
 nbdev_clean || finish 1 "nbdev_clean"
@@ -75,8 +88,19 @@ step "pytest on tensorflow"
 KERAS_BACKEND=tensorflow python -m pytest tests -p no:cacheprovider -q -rfE --junitxml="$RESULTS/tensorflow.xml"
 status=$?
 
-step "installing the jax and torch CPU builds (torch==2.13.0: a plain 'torch' pulls a multi-GB CUDA build)"
-python -m pip install -q "jax[cpu]==0.10.2" "torch==2.13.0" || finish 1 "installing jax and torch"
+step "installing the jax and torch CPU builds"
+python -m pip install -q "jax[cpu]==0.10.2" || finish 1 "installing jax"
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+if python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=15)" \
+    "$TORCH_CPU_INDEX" 2>/dev/null; then
+  echo "torch: from PyTorch's CPU wheel index"
+  python -m pip install -q "torch==2.13.0" --index-url "$TORCH_CPU_INDEX" || finish 1 "installing torch"
+else
+  echo "torch: PyTorch's CPU wheel index is unreachable; installing torch==2.13.0 from the configured package index"
+  python -m pip install -q "torch==2.13.0" || finish 1 "installing torch"
+fi
+python -c "import torch; print('torch', torch.__version__, 'installed:',
+           'the CPU build' if torch.version.cuda is None else f'a CUDA {torch.version.cuda} build')"
 
 for backend in jax torch; do
   step "pytest -m backends on $backend"
