@@ -9,7 +9,7 @@ from keras import ops
 
 from .backend import check_seed, predict_step_with
 from .checks import check_number
-from .modalities import ComposedModel, check_batch
+from .modalities import ComposedModel, check_batch, check_shape
 
 # %% auto #0
 __all__ = ['RECONSTRUCTION_LOSSES', 'Autoencoder']
@@ -46,6 +46,7 @@ class Autoencoder(ComposedModel, keras.Model):
         return super().metrics + [self.reconstruction_tracker]
 
     def call(self, x, training=False):
+        check_shape(x, self.image_shape)
         if training and self.noise_stddev > 0:
             x = x + self.noise_stddev * keras.random.normal(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
         return self.decoder(self.encoder(x, training=training), training=training)

@@ -15,7 +15,7 @@ from .checks import check_finite, check_integer, check_number, check_positive_in
 # %% auto #0
 __all__ = ['check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder', 'shift_tokens',
            'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments', 'SavesRandomState',
-           'ComposedModel']
+           'check_shape', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -239,6 +239,14 @@ class _Without:
 
     def __getitem__(self, key):
         return self.store[key]
+
+
+def check_shape(x, expected_shape, name: str = "x"):
+    "Raise a `ValueError` unless the array or tensor `x` has shape (batch, *expected_shape) where its shape is known."
+    shape = tuple(x.shape)
+    if len(shape) != len(expected_shape) + 1 or any(
+            s is not None and s != e for s, e in zip(shape[1:], expected_shape)):
+        raise ValueError(f"`{name}` must have shape (N, {', '.join(map(str, expected_shape))}); got {shape}.")
 
 
 class ComposedModel(SavesRandomState):

@@ -11,7 +11,7 @@ from keras import ops
 
 from .backend import check_seed, predict_step_with
 from .checks import check_choice, check_integer, check_number
-from .modalities import ComposedModel, check_batch, check_positive_int
+from .modalities import ComposedModel, check_batch, check_positive_int, check_shape
 
 # %% auto #0
 __all__ = ['LOG_2PI', 'LIKELIHOODS', 'gaussian_kl', 'gaussian_log_density', 'standard_normal_log_density',
@@ -144,6 +144,7 @@ class VAE(ComposedModel, keras.Model):
         "The posterior's (mean, log_var) for images `x`."
         if isinstance(x, np.ndarray):
             self.check_inputs(x, "x")
+        check_shape(x, self.image_shape)
         mean, log_var = self.encoder(x)
         return mean, log_var
 

@@ -142,7 +142,7 @@ def test_rejected_calls_leave_the_models_usable(images):
     model = ae()
     model.compile(optimizer="adam")
     reference = model.predict(x[:8], verbose=0)
-    bad_calls = [lambda: model.predict(x[..., 0], verbose=0), lambda: model.fit(x * 255, verbose=0),
+    bad_calls = [lambda: model(x[..., 0]), lambda: model.predict(x[..., 0], verbose=0), lambda: model.fit(x * 255, verbose=0),
                  lambda: model.encode(x[:, :4]), lambda: model.decode(np.zeros((2, 5))),
                  lambda: model.evaluate(np.full_like(x, np.nan), verbose=0)]
     for call in bad_calls:
@@ -154,7 +154,7 @@ def test_rejected_calls_leave_the_models_usable(images):
     model = vae()
     model.compile(optimizer="adam")
     reference, before = model.predict(x[:8], verbose=0), weights(model)
-    for call in (lambda: model.predict(x[..., 0], verbose=0), lambda: model.encode(x[..., 0]),
+    for call in (lambda: model(x[..., 0]), lambda: model.predict(x[..., 0], verbose=0), lambda: model.encode(x[..., 0]),
                  lambda: model.decode(np.full((2, 3), np.inf)), lambda: model.reconstruct(x * 2),
                  lambda: model.importance_weighted_bound(x[:4], k=0)):
         with pytest.raises(ValueError):

@@ -123,7 +123,7 @@ def test_bad_data_named(digits, bad, message):
 def test_bad_construction_named():
     enc = image_encoder((8, 8, 1), 2, kind="dense", gaussian=True)
     dec = image_decoder(2, (8, 8, 1), kind="dense")
-    with pytest.raises(ValueError, match="`likelihood` must be .bernoulli. or .gaussian."):
+    with pytest.raises(ValueError, match="`likelihood` must be one of 'bernoulli', 'gaussian'"):
         VAE(enc, dec, likelihood="poisson")
     with pytest.raises(ValueError, match="`beta` must be a finite number ≥ 0"):
         VAE(enc, dec, beta=-1)
