@@ -196,3 +196,22 @@ def test_reloaded_model_resumes_exactly(images, tmp_path, build):
     for m in (model, back):
         m.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
     assert same(weights(back), weights(model), atol=1e-5)
+
+
+def resident_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_repeated_generation_runs_at_steady_memory(images):
+    """100 calls of each way to generate and encode, after a warm-up: the process must not grow with the number of
+    calls (something traced or compiled anew on every call grows it by megabytes a call: 2 MB × 500 calls)."""
+    models = ae(), vae(), image_gan()
+    calls = [lambda: models[0].encode(images[:8]), lambda: models[1].sample(8), lambda: models[1].encode(images[:8]),
+             lambda: models[1].reconstruct(images[:8]), lambda: models[2].generate(8)]
+    for call in calls * 10:
+        call()
+    before = resident_mb()
+    for call in calls * 100:
+        call()
+    assert resident_mb() - before < 40, f"grew {resident_mb() - before:.0f} MB over {100 * len(calls)} calls"
