@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import numbers
 import os
 import wave
 from pathlib import Path
@@ -13,34 +12,24 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .backend import check_seed
+from .checks import (
+    check_choice, check_finite, check_integer, check_number, check_positive_int, check_seed, is_integer)
 
 # %% auto #0
 __all__ = ['SPLITS', 'DIGIT_WORDS', 'CAPTION_TEMPLATES', 'SAMPLE_RATE', 'DTMF_ROWS', 'DTMF_COLUMNS', 'DTMF_KEYS', 'MEL_BANDS',
            'MEL_FRAMES_PER_SECOND', 'DB_RANGE', 'SHAPE_FACTORS', 'SHAPE_LEVELS', 'SHAPE_TEMPLATES', 'LOADERS',
-           'check_choice', 'check_count', 'load_digits', 'preview_digits', 'Vocabulary', 'multidigits_vocabulary',
-           'digit_caption', 'caption_digit', 'dtmf_frequencies', 'decode_dtmf', 'log_mel', 'load_multidigits',
-           'preview_multidigits', 'shapes_vocabulary', 'shape_caption', 'load_shapes', 'preview_shapes', 'load_ring',
-           'keras_cache_dir', 'load_mnist', 'load_fashion_mnist', 'load_dataset', 'write_wav']
+           'check_count', 'load_digits', 'preview_digits', 'Vocabulary', 'multidigits_vocabulary', 'digit_caption',
+           'caption_digit', 'dtmf_frequencies', 'decode_dtmf', 'log_mel', 'load_multidigits', 'preview_multidigits',
+           'shapes_vocabulary', 'shape_caption', 'load_shapes', 'preview_shapes', 'load_ring', 'keras_cache_dir',
+           'load_mnist', 'load_fashion_mnist', 'load_dataset', 'write_wav']
 
 # %% ../nbs/01_data.ipynb #09efc811
 SPLITS = ("train", "test")
 
 
-def check_choice(value, name: str, allowed) -> str:
-    "Return `value` if it is one of `allowed`, else raise a `ValueError` naming `name` and the choices."
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
-    return value
-
-
 def check_count(n, name: str = "n", minimum: int = 1):
-    "Return `n` as an `int` if it is an integer ≥ `minimum` (or None), else raise a `ValueError`."
-    if n is None:
-        return None
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < minimum:
-        raise ValueError(f"`{name}` must be an integer ≥ {minimum} (or None for the default); got {n!r}.")
-    return int(n)
+    "`n` as an `int` if it is an integer ≥ `minimum`; None (the loader's default: all rows) passes through."
+    return None if n is None else check_integer(n, name, low=minimum)
 
 # %% ../nbs/01_data.ipynb #982eb00f
 @functools.lru_cache(maxsize=1)
@@ -85,9 +74,21 @@ def load_digits(split: str = "train", n: int | None = None, image_size: int = 8)
     return {"image": _upsample(images[rows], image_size), "label": labels[rows].copy()}
 
 # %% ../nbs/01_data.ipynb #da5e490b
+def _check_preview(data, n, keys) -> int:
+    "`n` as an int if it is a positive integer and `data` (a dict holding `keys`) has that many rows."
+    n = check_positive_int(n, "n")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        raise ValueError(f"`data` must be a loader's dict with the keys {list(keys)}; got "
+                         f"{sorted(data) if isinstance(data, dict) else type(data).__name__}.")
+    if len(data[keys[0]]) < n:
+        raise ValueError(f"`n` must be at most the {len(data[keys[0]])} rows of `data`; got {n}.")
+    return n
+
+
 def preview_digits(data: dict, n: int = 20, columns: int = 10):
     "A figure of the first `n` images of an image dataset (digits, MNIST), titled by label."
     import matplotlib.pyplot as plt
+    n, columns = _check_preview(data, n, ("image", "label")), check_positive_int(columns, "columns")
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.1 * columns, 1.25 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -104,9 +105,13 @@ class Vocabulary:
     pad = "<pad>"
 
     def __init__(self, words, length: int):
+        words = [words] if isinstance(words, str) else list(words)
+        if not words or self.pad in words or not all(isinstance(w, str) and w.split() == [w] for w in words):
+            raise ValueError(f"`words` must be a non-empty list of single words (no spaces, not {self.pad!r}); "
+                             f"got {words!r}.")
         self.tokens = (self.pad,) + tuple(dict.fromkeys(words))
         self.ids = {w: i for i, w in enumerate(self.tokens)}
-        self.length = length
+        self.length = check_positive_int(length, "length")
 
     def __len__(self):
         return len(self.tokens)
@@ -116,6 +121,8 @@ class Vocabulary:
 
     def encode(self, text: str) -> np.ndarray:
         "Token ids of `text`, padded with 0 to `self.length`."
+        if not isinstance(text, str):
+            raise TypeError(f"`text` must be a string of words; got {type(text).__name__}.")
         words = text.split()
         unknown = [w for w in words if w not in self.ids]
         if unknown:
@@ -124,18 +131,36 @@ class Vocabulary:
             raise ValueError(f"`text` has {len(words)} words; at most {self.length} fit.")
         return np.array([self.ids[w] for w in words] + [0] * (self.length - len(words)), dtype="int32")
 
+    def check_ids(self, ids, name: str = "ids") -> np.ndarray:
+        """`ids` as an int array if every entry is a token id of this vocabulary (0..len−1; whole-valued floats are
+        accepted), else a `ValueError` naming `name`: NaN, fractions and ids outside the vocabulary are refused."""
+        ids = np.asarray(ids)
+        if ids.dtype == bool or not (np.issubdtype(ids.dtype, np.integer) or np.issubdtype(ids.dtype, np.floating)):
+            raise ValueError(f"`{name}` must be integer token ids in 0..{len(self) - 1}; got dtype {ids.dtype}.")
+        if np.issubdtype(ids.dtype, np.floating):
+            bad = ~np.isfinite(ids) | (ids != np.round(ids))
+            if bad.any():
+                raise ValueError(f"`{name}` must be integer token ids in 0..{len(self) - 1}; got "
+                                 f"{ids[bad].ravel()[0]!r} (and {int(bad.sum()) - 1} more that are NaN, infinite "
+                                 f"or fractional).")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise ValueError(f"`{name}` must lie in 0..{len(self) - 1} (the vocabulary's token ids); got values from "
+                             f"{ids.min():g} to {ids.max():g}.")
+        return ids.astype("int64")
+
     def decode(self, ids) -> str:
         "The caption that the token `ids` spell (padding dropped)."
         ids = np.asarray(ids)
         if ids.ndim != 1:
             raise ValueError(f"`ids` must be one caption, a 1-D sequence of token ids; got shape {ids.shape}.")
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
-            raise ValueError(f"`ids` must lie in 0..{len(self) - 1}; got values from {ids.min()} to {ids.max()}.")
-        return " ".join(self.tokens[i] for i in ids if i != 0)
+        return " ".join(self.tokens[i] for i in self.check_ids(ids) if i != 0)
 
     def decode_batch(self, ids) -> list:
         "The captions of a batch of token ids, shape (N, length)."
-        return [self.decode(row) for row in np.asarray(ids)]
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise ValueError(f"`ids` must be a batch of captions, shape (N, length); got shape {ids.shape}.")
+        return [" ".join(self.tokens[i] for i in row if i != 0) for row in self.check_ids(ids)]
 
 # %% ../nbs/01_data.ipynb #24812a57
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -154,11 +179,15 @@ def multidigits_vocabulary() -> Vocabulary:
 
 def digit_caption(digit: int, template: int) -> str:
     "The caption of `digit` written with template number `template`."
+    digit = check_integer(digit, "digit", 0, 9)
+    template = check_integer(template, "template", 0, len(CAPTION_TEMPLATES) - 1)
     return CAPTION_TEMPLATES[template].format(word=DIGIT_WORDS[digit], numeral=digit)
 
 
 def caption_digit(caption: str) -> int:
     "The digit a caption names (its last word, spelled or a numeral), or -1 if it names none."
+    if not isinstance(caption, str):
+        raise TypeError(f"`caption` must be a string; got {type(caption).__name__}.")
     words = caption.split()
     last = words[-1] if words else ""
     if last in DIGIT_WORDS:
@@ -175,7 +204,7 @@ DTMF_KEYS = {1: (0, 0), 2: (0, 1), 3: (0, 2), 4: (1, 0), 5: (1, 1), 6: (1, 2), 7
 
 def dtmf_frequencies(digit: int) -> tuple:
     "The (row, column) frequencies in Hz of `digit`'s keypad tone."
-    row, column = DTMF_KEYS[int(digit)]
+    row, column = DTMF_KEYS[check_integer(digit, "digit", 0, 9)]
     return DTMF_ROWS[row], DTMF_COLUMNS[column]
 
 
@@ -199,19 +228,38 @@ def _dtmf_waveforms(labels, seconds, rng):
     return np.clip(waves, -1, 1).astype("float32"), {k: v.astype("float32") for k, v in private.items()}
 
 # %% ../nbs/01_data.ipynb #63e3652c
+def _check_sample_rate(sample_rate) -> int:
+    "`sample_rate` as an int if it is an integer number of samples per second (1 .. 2³¹ − 1), else a `ValueError`."
+    return check_integer(sample_rate, "sample_rate", 1, 2**31 - 1)
+
+
 def decode_dtmf(waveforms, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    "The digit whose keypad tone is strongest in each waveform, shape (N, samples) → (N,) int32."
-    waves = np.atleast_2d(np.asarray(waveforms, dtype="float32"))
+    """The digit whose keypad tone is strongest in each waveform, shape (N, samples) → (N,) int32; -1 for a
+    waveform without power at the keypad frequencies (silence). NaN or infinite samples are refused."""
+    sample_rate = _check_sample_rate(sample_rate)
+    waves = np.atleast_2d(check_finite(waveforms, "waveforms")).astype("float32")
+    if waves.ndim != 2 or not waves.size:
+        raise ValueError(f"`waveforms` must be one waveform (samples,) or a batch (N, samples); got shape "
+                         f"{np.shape(waveforms)}.")
+    if sample_rate < 2 * 1.02 * max(DTMF_COLUMNS):
+        raise ValueError(f"`sample_rate` must be ≥ {int(np.ceil(2 * 1.02 * max(DTMF_COLUMNS)))} Hz to hold the "
+                         f"keypad's highest tone (Nyquist); got {sample_rate}.")
     spectrum = np.abs(np.fft.rfft(waves * np.hanning(waves.shape[-1]), axis=-1)) ** 2
     hz = np.fft.rfftfreq(waves.shape[-1], 1 / sample_rate)
 
     def band_power(f):
-        return spectrum[:, (hz >= f * 0.98) & (hz <= f * 1.02)].max(axis=-1)
+        band = (hz >= f * 0.98) & (hz <= f * 1.02)
+        if not band.any():
+            raise ValueError(f"`waveforms` are too short to tell the keypad tones apart: {waves.shape[-1]} samples at "
+                             f"{sample_rate} Hz; at least {int(np.ceil(sample_rate / (0.04 * min(DTMF_ROWS))))} "
+                             f"are needed.")
+        return spectrum[:, band].max(axis=-1)
 
-    row = np.argmax(np.stack([band_power(f) for f in DTMF_ROWS], -1), -1)
-    column = np.argmax(np.stack([band_power(f) for f in DTMF_COLUMNS], -1), -1)
+    rows, columns = (np.stack([band_power(f) for f in fs], -1) for fs in (DTMF_ROWS, DTMF_COLUMNS))
+    row, column = np.argmax(rows, -1), np.argmax(columns, -1)
     key_of = {rc: d for d, rc in DTMF_KEYS.items()}
-    return np.array([key_of.get((r, c), -1) for r, c in zip(row, column)], dtype="int32")
+    digits = np.array([key_of.get((r, c), -1) for r, c in zip(row, column)], dtype="int32")
+    return np.where((rows.max(-1) > 0) & (columns.max(-1) > 0), digits, -1).astype("int32")
 
 # %% ../nbs/01_data.ipynb #a4b90e9b
 MEL_BANDS, MEL_FRAMES_PER_SECOND = 32, SAMPLE_RATE // 128
@@ -227,9 +275,10 @@ def _mel_layer():
 
 def log_mel(waveforms) -> np.ndarray:
     "Log-mel features of 8 kHz `waveforms` (N, samples): float32 (N, frames, 32) in [0, 1], −40 dB ↦ 0, +40 dB ↦ 1."
-    waves = np.asarray(waveforms, dtype="float32")
-    if waves.ndim != 2:
-        raise ValueError(f"`waveforms` must have shape (N, samples); got shape {waves.shape}.")
+    waves = check_finite(waveforms, "waveforms").astype("float32")
+    if waves.ndim != 2 or len(waves) < 1 or waves.shape[1] < 512:
+        raise ValueError(f"`waveforms` must have shape (N, samples) with N ≥ 1 and at least 512 samples (one FFT "
+                         f"window); got shape {waves.shape}.")
     power = keras.ops.convert_to_numpy(_mel_layer()(waves))  # (N, bands, frames)
     db = 10 * np.log10(np.maximum(power, 1e-10))
     low, high = DB_RANGE
@@ -277,15 +326,15 @@ def load_multidigits(split: str = "train", n: int | None = None, image_size: int
     n = check_count(n)
     seed = check_seed(seed)
     image_size = check_count(image_size, "image_size", minimum=8)
-    if not isinstance(seconds, numbers.Real) or not 0.1 <= seconds <= 2.0:
-        raise ValueError(f"`seconds` must be a number between 0.1 and 2.0; got {seconds!r}.")
-    data = _multidigits(split, n, image_size, seed, float(seconds))
+    seconds = check_number(seconds, "seconds", 0.1, 2.0)
+    data = _multidigits(split, n, image_size, seed, seconds)
     return {k: ({kk: vv.copy() for kk, vv in v.items()} if isinstance(v, dict) else v.copy()) for k, v in data.items()}
 
 # %% ../nbs/01_data.ipynb #087ed1cd
 def preview_multidigits(data: dict, n: int = 8):
     "A figure of the first `n` MultiDigits pairs: image, caption, and log-mel spectrogram of the tone."
     import matplotlib.pyplot as plt
+    n = _check_preview(data, n, ("image", "text", "audio", "label"))
     vocab = multidigits_vocabulary()
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
     for i in range(n):
@@ -317,6 +366,13 @@ _RGB = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1
         "cyan": (0, 1, 1), "white": (1, 1, 1)}
 
 
+def _check_shape_level(level) -> int:
+    "`level` as an int if it is one of the Shapes levels 1, 2, 3."
+    if not is_integer(level) or int(level) not in SHAPE_LEVELS:
+        raise ValueError(f"`level` must be 1, 2 or 3; got {level!r}.")
+    return int(level)
+
+
 @functools.lru_cache(maxsize=1)
 def shapes_vocabulary() -> Vocabulary:
     "The fixed vocabulary of Shapes captions, shared by all levels."
@@ -329,6 +385,12 @@ def shapes_vocabulary() -> Vocabulary:
 
 def shape_caption(factors: dict, template: int, level: int) -> str:
     "The caption of one shape, from its factor indices, with template number `template` of `level`."
+    level = _check_shape_level(level)
+    template = check_integer(template, "template", 0, len(SHAPE_TEMPLATES[level]) - 1)
+    unknown = [k for k in factors if k not in SHAPE_FACTORS]
+    if unknown:
+        raise ValueError(f"`factors` must name factors among {list(SHAPE_FACTORS)}; got {unknown}.")
+    factors = {k: check_integer(v, f"factors[{k!r}]", 0, len(SHAPE_FACTORS[k]) - 1) for k, v in factors.items()}
     names = {k: SHAPE_FACTORS[k][v] for k, v in factors.items()}
     return SHAPE_TEMPLATES[level][template].format(**names)
 
@@ -399,19 +461,19 @@ def load_shapes(level: int = 1, split: str = "train", n: int | None = None, imag
       `"position"`), indexing the names in `SHAPE_FACTORS`;
     - `"private"`: the caption `template` and the image's `shift`, `scale`, `angle`, `brightness`.
     Train and test are drawn from independent random streams; the same `seed` gives the same data."""
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Integral) or level not in SHAPE_LEVELS:
-        raise ValueError(f"`level` must be 1, 2 or 3; got {level!r}.")
+    level = _check_shape_level(level)
     check_choice(split, "split", SPLITS)
     n = check_count(n) or (2000 if split == "train" else 500)
     image_size = check_count(image_size, "image_size", minimum=8)
     seed = check_seed(seed)
-    data = _shapes(int(level), split, n, image_size, seed)
+    data = _shapes(level, split, n, image_size, seed)
     return {k: ({kk: vv.copy() for kk, vv in v.items()} if isinstance(v, dict) else v.copy()) for k, v in data.items()}
 
 # %% ../nbs/01_data.ipynb #1bc3ff44
 def preview_shapes(data: dict, n: int = 8, level: int | None = None):
     "A figure of the first `n` shapes with their captions."
     import matplotlib.pyplot as plt
+    n = _check_preview(data, n, ("image", "text"))
     vocab = shapes_vocabulary()
     fig, axes = plt.subplots(1, n, figsize=(1.7 * n, 2.1), squeeze=False)
     for i, ax in enumerate(axes[0]):
@@ -432,8 +494,8 @@ def load_ring(n: int = 2000, modes: int = 8, radius: float = 2.0, std: float = 0
     points lie within about `radius` + 4·`std` of the origin."""
     n, modes = check_count(n), check_count(modes, "modes")
     seed = check_seed(seed)
-    if not (isinstance(radius, numbers.Real) and radius > 0 and isinstance(std, numbers.Real) and std > 0):
-        raise ValueError(f"`radius` and `std` must be positive numbers; got {radius!r} and {std!r}.")
+    radius = check_number(radius, "radius", low=0, low_open=True)
+    std = check_number(std, "std", low=0, low_open=True)
     rng = np.random.default_rng(seed)
     angles = 2 * np.pi * np.arange(modes) / modes
     centres = radius * np.stack([np.cos(angles), np.sin(angles)], -1)
@@ -518,13 +580,14 @@ LOADERS = {"digits": load_digits, "multidigits": load_multidigits, "shapes": loa
 
 
 def load_dataset(name: str, **kwargs) -> dict:
-    "Load the dataset called `name` (one of `LOADERS`), passing `kwargs` to its loader."
+    "Load the dataset called `name` (one of `LOADERS`), passing `kwargs` to its loader (which checks them)."
     return LOADERS[check_choice(name, "name", tuple(LOADERS))](**kwargs)
 
 # %% ../nbs/01_data.ipynb #b86ae68c
 def write_wav(path, waveform, sample_rate: int = SAMPLE_RATE) -> Path:
-    "Write a mono `waveform` in [−1, 1] to `path` as a 16-bit PCM WAV file."
-    samples = np.asarray(waveform, dtype="float32")
+    "Write a mono `waveform` in [−1, 1] (louder samples are clipped) to `path` as a 16-bit PCM WAV file."
+    sample_rate = _check_sample_rate(sample_rate)
+    samples = check_finite(waveform, "waveform").astype("float32")
     if samples.ndim != 1:
         raise ValueError(f"`waveform` must be 1-D (one mono recording); got shape {samples.shape}.")
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")

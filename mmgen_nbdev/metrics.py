@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import keras
 import numpy as np
 from keras import layers
 
 from .backend import set_seed
-from .modalities import check_image_shape
+from .checks import (
+    check_choice, check_finite, check_integer, check_number, check_positive_int, check_seed, is_integer)
 
 # %% auto #0
 __all__ = ['frechet_distance', 'digit_classifier', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score',
@@ -18,13 +20,55 @@ __all__ = ['frechet_distance', 'digit_classifier', 'digit_frechet_distance', 'pr
            'read_colour', 'shape_classifier', 'read_shape_factors', 'factor_accuracy', 'cross_modal_factor_accuracy',
            'linear_probe_accuracy', 'retrieval_metrics']
 
+# %% ../nbs/07_metrics.ipynb #m13a0002
+def _samples(values, name: str, min_rows: int = 1) -> np.ndarray:
+    "`values` as a finite float64 (N, d) array with N ≥ `min_rows`, else a `ValueError` naming `name`."
+    values = check_finite(values, name)
+    if values.ndim != 2 or len(values) < min_rows or values.shape[1] < 1:
+        raise ValueError(f"`{name}` must be a set of feature vectors, shape (N, d) with N ≥ {min_rows} and d ≥ 1; "
+                         f"got shape {values.shape}.")
+    return values.astype("float64")
+
+
+def _same_width(a, b, names) -> None:
+    "A `ValueError` unless the (N, d) sets `a` and `b` have the same d."
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"`{names[0]}` and `{names[1]}` must be (N, d) with the same d; got {a.shape} and {b.shape}.")
+
+
+def _labels(labels, name: str, rows: int, rows_name: str) -> np.ndarray:
+    "`labels` as a 1-D array with one (finite) label per row of `rows_name`, else a `ValueError`."
+    labels = np.asarray(labels)
+    if labels.shape != (rows,):
+        raise ValueError(f"`{name}` must hold one label per row of `{rows_name}`, shape ({rows},); got shape "
+                         f"{labels.shape}.")
+    if np.issubdtype(labels.dtype, np.inexact):
+        check_finite(labels, name)
+    return labels
+
+
+def _images(images, name: str, shape=None) -> np.ndarray:
+    "`images` as finite float32 (N, H, W, C), of per-image `shape` when given, else a `ValueError` naming `name`."
+    images = check_finite(images, name)
+    if images.ndim != 4 or not len(images) or (shape is not None and images.shape[1:] != tuple(shape)):
+        wanted = f"(N, {', '.join(map(str, shape))})" if shape is not None else "(N, height, width, channels)"
+        raise ValueError(f"`{name}` must be images of shape {wanted} with N ≥ 1; got shape {images.shape}.")
+    return images.astype("float32")
+
+
 # %% ../nbs/07_metrics.ipynb #164fa7cb
 def frechet_distance(features_a, features_b) -> float:
-    "The Fréchet distance d² between Gaussians fitted to two sets of feature vectors (rows)."
+    """The Fréchet distance d² between Gaussians fitted to two sets of feature vectors (rows), each of at least two
+    rows (a covariance needs two). With no more rows than features a set's covariance is singular (rank ≤ N − 1)
+    and d² leans on the small ridge added to keep it defined: a `UserWarning` says so; use many more rows."""
     from scipy import linalg
-    a, b = np.asarray(features_a, "float64"), np.asarray(features_b, "float64")
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"`features_a` and `features_b` must be (N, d) with the same d; got {a.shape} and {b.shape}.")
+    a, b = _samples(features_a, "features_a", 2), _samples(features_b, "features_b", 2)
+    _same_width(a, b, ("features_a", "features_b"))
+    for name, s in (("features_a", a), ("features_b", b)):
+        if len(s) <= s.shape[1]:
+            warnings.warn(f"`{name}` has {len(s)} rows for {s.shape[1]} features: its covariance is singular (rank "
+                          f"≤ {len(s) - 1}) and the Fréchet distance unreliable; use many more rows than features.",
+                          UserWarning, stacklevel=2)
     mean_a, mean_b = a.mean(0), b.mean(0)
     ridge = 1e-6 * np.eye(a.shape[1])  # keeps the square root defined when a feature never varies
     cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
@@ -43,10 +87,16 @@ def _classifier_network(image_shape, num_classes):
     return keras.Model(x, layers.Dense(num_classes, name="logits")(features), name="digit_classifier")
 
 
-@functools.lru_cache(maxsize=4)
 def digit_classifier(image_size: int = 16, epochs: int = 30, seed: int = 0):
     """A CNN trained on the embedded training digits at `image_size` (inputs in [0, 1]); returns
-    `(classifier, feature_extractor)`, Keras models mapping images to class logits and to 64 features."""
+    `(classifier, feature_extractor)`, Keras models mapping images to class logits and to 64 features. Trained
+    once per (image_size, epochs, seed) and cached."""
+    return _digit_classifier(check_integer(image_size, "image_size", low=8), check_positive_int(epochs, "epochs"),
+                             check_seed(seed))
+
+
+@functools.lru_cache(maxsize=4)
+def _digit_classifier(image_size, epochs, seed):
     from mmgen_nbdev.data import load_digits
     train = load_digits("train", image_size=image_size)
     set_seed(seed)
@@ -63,38 +113,66 @@ def _features(images, extractor):
 
 def digit_frechet_distance(real_images, generated_images, image_size: int = 16) -> float:
     "Fréchet distance between real and generated digit images (in [0, 1]) in the package's classifier features."
+    shape = (check_integer(image_size, "image_size", low=8),) * 2 + (1,)
+    real, generated = _images(real_images, "real_images", shape), _images(generated_images, "generated_images", shape)
     _, extractor = digit_classifier(image_size)
-    return frechet_distance(_features(real_images, extractor), _features(generated_images, extractor))
+    return frechet_distance(_features(real, extractor), _features(generated, extractor))
 
 # %% ../nbs/07_metrics.ipynb #4c16ac81
 def precision_recall(real_features, generated_features, k: int = 5) -> tuple:
-    "Improved precision and recall (k-NN manifolds) of generated against real feature vectors."
+    """Improved precision and recall (k-NN manifolds) of generated against real feature vectors. `k` must be less
+    than the number of rows of each set: a row's ball reaches its k-th nearest *other* row."""
     from sklearn.neighbors import NearestNeighbors
+    k = check_positive_int(k, "k")
+    real = _samples(real_features, "real_features", 2)
+    generated = _samples(generated_features, "generated_features", 2)
+    _same_width(real, generated, ("real_features", "generated_features"))
+    if k >= min(len(real), len(generated)):
+        raise ValueError(f"`k` must be less than the number of rows of each set ({len(real)} real, {len(generated)} "
+                         f"generated); got {k}.")
 
     def coverage(reference, query):
         radii = NearestNeighbors(n_neighbors=k + 1).fit(reference).kneighbors(reference)[0][:, -1]
         distance, index = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(query)
         return float(np.mean(distance[:, 0] <= radii[index[:, 0]]))
 
-    real, generated = np.asarray(real_features), np.asarray(generated_features)
     return coverage(real, generated), coverage(generated, real)
 
 # %% ../nbs/07_metrics.ipynb #eba98338
 def classification_accuracy_score(generated_images, generated_labels, real_images, real_labels) -> float:
-    "Accuracy on real data of a classifier trained only on generated labelled data."
+    "Accuracy on real data of a classifier trained only on generated labelled data (of at least two classes)."
     from sklearn.linear_model import LogisticRegression
-    flat = lambda images: np.asarray(images, "float32").reshape(len(images), -1)
-    model = LogisticRegression(max_iter=3000).fit(flat(generated_images), np.asarray(generated_labels))
-    return float(model.score(flat(real_images), np.asarray(real_labels)))
+    generated, real = check_finite(generated_images, "generated_images"), check_finite(real_images, "real_images")
+    if generated.ndim < 2 or real.ndim < 2 or generated.shape[1:] != real.shape[1:] or not len(generated) * len(real):
+        raise ValueError(f"`generated_images` and `real_images` must be non-empty batches of one shape, (N, ...); "
+                         f"got {generated.shape} and {real.shape}.")
+    generated_labels = _labels(generated_labels, "generated_labels", len(generated), "generated_images")
+    real_labels = _labels(real_labels, "real_labels", len(real), "real_images")
+    if len(np.unique(generated_labels)) < 2:
+        raise ValueError(f"`generated_labels` must hold at least two classes to train a classifier; got only "
+                         f"{np.unique(generated_labels).tolist()}.")
+    flat = lambda images: images.astype("float32").reshape(len(images), -1)
+    model = LogisticRegression(max_iter=3000).fit(flat(generated), generated_labels)
+    return float(model.score(flat(real), real_labels))
 
 # %% ../nbs/07_metrics.ipynb #9b649735
 def mmd(x, y, bandwidths=(0.5, 1.0, 2.0)) -> float:
-    "Unbiased MMD² between samples `x` and `y` (rows), Gaussian kernels at multiples of the median distance."
-    x, y = np.asarray(x, "float64"), np.asarray(y, "float64")
+    """Unbiased MMD² between samples `x` and `y` (rows, at least two per set: the estimator leaves out each row's
+    kernel with itself), Gaussian kernels at `bandwidths` times the median distance. When every point of both
+    sets is the same point, the distributions are equal and MMD² is 0."""
+    x, y = _samples(x, "x", 2), _samples(y, "y", 2)
+    _same_width(x, y, ("x", "y"))
+    bandwidths = (bandwidths,) if np.ndim(bandwidths) == 0 else tuple(bandwidths)
+    if not bandwidths:
+        raise ValueError("`bandwidths` must hold at least one positive number; got none.")
+    bandwidths = [check_number(s, "bandwidths", low=0, low_open=True) for s in bandwidths]
     both = np.concatenate([x, y])
     squared = np.sum(both ** 2, 1)[:, None] + np.sum(both ** 2, 1)[None] - 2 * both @ both.T
     squared = np.maximum(squared, 0)
     median = np.median(squared[np.triu_indices(len(both), 1)])
+    if not median > 0:  # most pairs coincide: scale by the pairs that differ (all equal: every kernel value is 1)
+        positive = squared[squared > 0]
+        median = float(np.median(positive)) if positive.size else 1.0
     kernel = sum(np.exp(-squared / (2 * s ** 2 * median)) for s in bandwidths) / len(bandwidths)
     n, m = len(x), len(y)
     kxx, kyy, kxy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
@@ -104,12 +182,18 @@ def mmd(x, y, bandwidths=(0.5, 1.0, 2.0)) -> float:
 # %% ../nbs/07_metrics.ipynb #691c083f
 def reconstruction_error(model, images) -> float:
     "Mean squared error per pixel between `images` and the model's reconstructions (`model.predict`)."
-    images = np.asarray(images, "float32")
+    images = check_finite(images, "images").astype("float32")
+    if images.ndim < 2 or not len(images):
+        raise ValueError(f"`images` must be a non-empty batch, shape (N, ...); got shape {images.shape}.")
     return float(np.mean((model.predict(images, verbose=0) - images) ** 2))
 
 
 def iwae_nll(vae, images, k: int = 64) -> float:
     "Held-out negative log-likelihood in nats per image, from the IWAE bound with `k` samples (an upper bound)."
+    k = check_positive_int(k, "k")
+    images = check_finite(images, "images").astype("float32")
+    if images.ndim < 2 or not len(images):
+        raise ValueError(f"`images` must be a non-empty batch, shape (N, ...); got shape {images.shape}.")
     return float(-np.mean(vae.importance_weighted_bound(images, k=k)))
 
 # %% ../nbs/07_metrics.ipynb #34752355
@@ -120,7 +204,7 @@ def _unit_rows(v):
 
 
 def _tone_profiles(spectrograms):
-    "Each (frames, mels) spectrogram's loudest value per mel band, as a unit row."
+    "Each (frames, mels) spectrogram's loudest value per mel band, as a unit row (zero if it never varies)."
     return _unit_rows(np.asarray(spectrograms, "float32").max(axis=1))
 
 
@@ -134,43 +218,68 @@ def _tone_centroids(image_size: int = 16):
 
 
 def read_digits(modality: str, values, image_size: int = 16) -> np.ndarray:
-    "The digit each MultiDigits `values` of `modality` (\"image\", \"text\" or \"audio\") shows, names or sounds; -1 if none."
-    from mmgen_nbdev.data import caption_digit, multidigits_vocabulary
-    values = np.asarray(values)
-    if modality == "image":
-        classifier, _ = digit_classifier(image_size)
-        return np.argmax(classifier.predict(values.astype("float32"), batch_size=256, verbose=0), -1).astype("int32")
+    """The digit each MultiDigits `values` of `modality` ("image", "text" or "audio") shows, names or sounds; -1 if
+    none (a caption naming no digit, a spectrogram without a tone). NaN values and token ids outside the vocabulary
+    are refused."""
+    from mmgen_nbdev.data import MEL_BANDS, caption_digit, multidigits_vocabulary
+    check_choice(modality, "modality", ("image", "text", "audio"))
+    image_size = check_integer(image_size, "image_size", low=8)
     if modality == "text":
-        return np.array([caption_digit(c) for c in multidigits_vocabulary().decode_batch(values)], dtype="int32")
-    if modality == "audio":
-        return np.argmax(_tone_profiles(values) @ _tone_centroids(image_size).T, -1).astype("int32")
-    raise ValueError(f"`modality` must be 'image', 'text' or 'audio'; got {modality!r}.")
+        vocabulary = multidigits_vocabulary()
+        tokens = vocabulary.check_ids(values, "values")
+        if tokens.ndim != 2:
+            raise ValueError(f"`values` must be caption token ids of shape (N, length); got {tokens.shape}.")
+        return np.array([caption_digit(c) for c in vocabulary.decode_batch(tokens)], dtype="int32")
+    if modality == "image":
+        images = _images(values, "values", (image_size, image_size, 1))
+        classifier, _ = digit_classifier(image_size)
+        return np.argmax(classifier.predict(images, batch_size=256, verbose=0), -1).astype("int32")
+    spectrograms = check_finite(values, "values")
+    if spectrograms.ndim != 3 or spectrograms.shape[-1] != MEL_BANDS:
+        raise ValueError(f"`values` must be log-mel spectrograms of shape (N, frames, {MEL_BANDS}); got "
+                         f"{spectrograms.shape}.")
+    profiles = _tone_profiles(spectrograms)
+    digits = np.argmax(profiles @ _tone_centroids(image_size).T, -1)
+    return np.where(np.abs(profiles).sum(-1) > 0, digits, -1).astype("int32")
 
 # %% ../nbs/07_metrics.ipynb #e0d5cac2
+def _check_labels_for(values, labels, name: str) -> None:
+    "A `ValueError` unless `values` (what a model generated) has one row per label."
+    if len(values) != len(labels):
+        raise ValueError(f"`model` generated {len(values)} {name} for {len(labels)} labels: one per sample is needed.")
+
+
 def cross_modal_coherence(model, data: dict, given, target: str, batch_size: int = 256) -> float:
     "The fraction of `data`'s samples whose `target` generated from the `given` modalities shows the sample's digit."
     given = [given] if isinstance(given, str) else list(given)
+    check_choice(target, "target", ("image", "text", "audio"))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not isinstance(data, dict) or "label" not in data or any(m not in data for m in given) or not given:
+        raise ValueError(f"`data` must be a dict holding \"label\" and the `given` modalities {given}; got "
+                         f"{sorted(data) if isinstance(data, dict) else type(data).__name__}.")
+    labels = _labels(data["label"], 'data["label"]', len(data["label"]), "data")
     generated = model.generate(given={m: data[m] for m in given}, target=target, batch_size=batch_size)
-    return float(np.mean(read_digits(target, generated) == np.asarray(data["label"])))
+    _check_labels_for(generated, labels, target)
+    return float(np.mean(read_digits(target, generated) == labels))
 
 
 def joint_coherence(model, n: int = 500, seed: int = 0) -> float:
     "The fraction of `n` joint samples from the prior whose modalities all show the same digit."
-    generated = model.generate(n=n, seed=seed)
+    generated = model.generate(n=check_positive_int(n, "n"), seed=check_seed(seed))
     digits = np.stack([read_digits(m, v) for m, v in generated.items()])
     return float(np.mean((digits == digits[0]).all(axis=0) & (digits[0] >= 0)))
 
 # %% ../nbs/07_metrics.ipynb #bfb53608
 def _check_level(level) -> int:
     from mmgen_nbdev.data import SHAPE_LEVELS
-    if isinstance(level, bool) or level not in SHAPE_LEVELS:
+    if not is_integer(level) or int(level) not in SHAPE_LEVELS:
         raise ValueError(f"`level` must be one of {sorted(SHAPE_LEVELS)}; got {level!r}.")
     return int(level)
 
 
 def _grey(images):
     "Each pixel's brightest channel: the shape's silhouette whatever its colour."
-    images = np.asarray(images, "float32")
+    images = check_finite(images, "images").astype("float32")
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"`images` must be RGB images of shape (N, height, width, 3); got {images.shape}.")
     return images.max(axis=-1, keepdims=True)
@@ -197,10 +306,16 @@ def _classified_factors(level) -> tuple:
     return tuple(f for f in SHAPE_LEVELS[_check_level(level)] if f != "colour")
 
 
-@functools.lru_cache(maxsize=4)
 def shape_classifier(level: int = 2, image_size: int = 32, epochs: int = 8, seed: int = 0):
     """A CNN trained on the real training images of Shapes `level` in grey (each pixel's brightest channel);
-    maps (N, image_size, image_size, 1) images to a dict of logits, one entry per factor other than colour."""
+    maps (N, image_size, image_size, 1) images to a dict of logits, one entry per factor other than colour.
+    Trained once per setting and cached."""
+    return _shape_classifier(_check_level(level), check_integer(image_size, "image_size", low=8),
+                             check_positive_int(epochs, "epochs"), check_seed(seed))
+
+
+@functools.lru_cache(maxsize=4)
+def _shape_classifier(level, image_size, epochs, seed):
     from mmgen_nbdev.data import SHAPE_FACTORS, load_shapes
     factors = _classified_factors(level)
     train = load_shapes(level, "train", image_size=image_size)
@@ -231,16 +346,18 @@ def _caption_factors(tokens, level) -> dict:
 def read_shape_factors(modality: str, values, level: int = 2) -> dict:
     """The factors of Shapes `level` that each of `values` shows (`modality="image"`: RGB images in [0, 1]) or names
     (`"text"`: caption token ids), as a dict of int32 arrays indexing `SHAPE_FACTORS`; -1 where none can be read."""
-    from mmgen_nbdev.data import SHAPE_LEVELS
+    from mmgen_nbdev.data import SHAPE_LEVELS, shapes_vocabulary
     level = _check_level(level)
+    check_choice(modality, "modality", ("image", "text"))
     if modality == "text":
-        tokens = np.asarray(values)
+        tokens = shapes_vocabulary().check_ids(values, "values")
         if tokens.ndim != 2:
             raise ValueError(f"`values` must be caption token ids of shape (N, length); got {tokens.shape}.")
         return _caption_factors(tokens, level)
-    if modality != "image":
-        raise ValueError(f"`modality` must be 'image' or 'text'; got {modality!r}.")
     grey = _grey(values)
+    if grey.shape[1] != grey.shape[2] or grey.shape[1] < 8 or not len(grey):
+        raise ValueError(f"`values` must be square RGB images at least 8 pixels wide, (N, size, size, 3) with N ≥ 1; "
+                         f"got {np.shape(values)}.")
     logits = shape_classifier(level, grey.shape[1]).predict(grey, batch_size=256, verbose=0)
     factors = {f: np.argmax(v, axis=-1).astype("int32") for f, v in logits.items()}
     if "colour" in SHAPE_LEVELS[level]:
@@ -253,6 +370,13 @@ def factor_accuracy(predicted: dict, true: dict) -> dict:
     missing = set(predicted) - set(true)
     if missing:
         raise ValueError(f"`true` lacks the factors {sorted(missing)} that `predicted` has.")
+    if not predicted:
+        raise ValueError("`predicted` must hold at least one factor; got none.")
+    shapes = {f: (np.shape(v), np.shape(true[f])) for f, v in predicted.items()}
+    if len({s for pair in shapes.values() for s in pair}) != 1 or len(next(iter(shapes.values()))[0]) != 1 \
+            or not next(iter(shapes.values()))[0][0]:
+        raise ValueError(f"`predicted` and `true` must hold one non-empty 1-D array of the same length per factor; "
+                         f"got shapes {shapes} (predicted, true).")
     hits = {f: np.asarray(v) == np.asarray(true[f]) for f, v in predicted.items()}
     return {**{f: float(np.mean(h)) for f, h in hits.items()}, "all": float(np.mean(np.all(list(hits.values()), axis=0)))}
 
@@ -260,35 +384,69 @@ def factor_accuracy(predicted: dict, true: dict) -> dict:
 def cross_modal_factor_accuracy(model, data: dict, given: str, target: str, level: int = 2,
                                 batch_size: int = 256) -> dict:
     "`factor_accuracy` of the `target` that `model` generates from `data`'s `given` modality, against `data[\"factors\"]`."
+    level = _check_level(level)
+    check_choice(target, "target", ("image", "text"))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not isinstance(data, dict) or given not in data or "factors" not in data:
+        raise ValueError(f"`data` must be a Shapes dict holding `given` ({given!r}) and \"factors\"; got "
+                         f"{sorted(data) if isinstance(data, dict) else type(data).__name__}.")
     generated = model.generate(given={given: data[given]}, target=target, batch_size=batch_size)
     return factor_accuracy(read_shape_factors(target, generated, level), data["factors"])
 
 # %% ../nbs/07_metrics.ipynb #91e20645
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels) -> float:
-    "Test accuracy of a logistic regression trained from `train_features` to `train_labels`."
+    "Test accuracy of a logistic regression trained from `train_features` to `train_labels` (at least two classes)."
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    train, test = _samples(train_features, "train_features", 2), _samples(test_features, "test_features")
+    _same_width(train, test, ("train_features", "test_features"))
+    train_labels = _labels(train_labels, "train_labels", len(train), "train_features")
+    test_labels = _labels(test_labels, "test_labels", len(test), "test_features")
+    if len(np.unique(train_labels)) < 2:
+        raise ValueError(f"`train_labels` must hold at least two classes; got only {np.unique(train_labels).tolist()}.")
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    probe.fit(np.asarray(train_features), np.asarray(train_labels))
-    return float(probe.score(np.asarray(test_features), np.asarray(test_labels)))
+    probe.fit(train, train_labels)
+    return float(probe.score(test, test_labels))
+
+
+def _nonzero_rows(values, name: str) -> np.ndarray:
+    "`values` with each row scaled to unit length; a `ValueError` if a row is zero (its cosine is undefined)."
+    norms = np.linalg.norm(values, axis=1, keepdims=True)
+    zero = np.flatnonzero(norms[:, 0] == 0)
+    if zero.size:
+        raise ValueError(f"`{name}` has {zero.size} zero vector(s) (the first is row {zero[0]}): a cosine similarity "
+                         f"with a zero vector is undefined; every row must be non-zero.")
+    return values / norms
 
 
 def retrieval_metrics(queries, keys, query_labels=None, key_labels=None, ks=(1, 5, 10)) -> dict:
     """Recall@k and the median rank of the first match when each of `queries` ranks all `keys` by cosine similarity.
 
-    A match is the key with the same index, or with `query_labels`/`key_labels` any key with the same label."""
-    q, k = (np.asarray(a, "float64") for a in (queries, keys))
-    if q.ndim != 2 or k.ndim != 2 or q.shape[1] != k.shape[1]:
-        raise ValueError(f"`queries` and `keys` must be (N, d) with the same d; got {q.shape} and {k.shape}.")
+    A match is the key with the same index, or with `query_labels`/`key_labels` (both or neither) any key with the
+    same label; every query must then have one. Zero vectors, whose cosine is undefined, are refused."""
+    q, k = _samples(queries, "queries"), _samples(keys, "keys")
+    _same_width(q, k, ("queries", "keys"))
+    ks = (ks,) if np.ndim(ks) == 0 else tuple(ks)
+    if not ks:
+        raise ValueError("`ks` must hold at least one positive integer; got none.")
+    ks = [check_positive_int(n, "ks") for n in ks]
+    if (query_labels is None) != (key_labels is None):
+        raise ValueError("`query_labels` and `key_labels` must be given together (or neither, to match by index).")
     if query_labels is None:
         if len(q) != len(k):
-            raise ValueError("Without labels, `queries` and `keys` must be paired: the same number of rows.")
+            raise ValueError(f"Without labels, `queries` and `keys` must be paired: the same number of rows; got "
+                             f"{len(q)} and {len(k)}.")
         matches = np.eye(len(q), dtype=bool)
     else:
-        matches = np.asarray(query_labels)[:, None] == np.asarray(key_labels)[None, :]
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    k = k / np.linalg.norm(k, axis=1, keepdims=True)
+        query_labels = _labels(query_labels, "query_labels", len(q), "queries")
+        key_labels = _labels(key_labels, "key_labels", len(k), "keys")
+        matches = query_labels[:, None] == key_labels[None, :]
+        unmatched = ~matches.any(axis=1)
+        if unmatched.any():
+            raise ValueError(f"`query_labels` {sorted(set(query_labels[unmatched].tolist()))[:5]} occur nowhere in "
+                             f"`key_labels`: those queries have no match to rank.")
+    q, k = _nonzero_rows(q, "queries"), _nonzero_rows(k, "keys")
     order = np.argsort(-(q @ k.T), axis=1, kind="stable")
     first = np.argmax(np.take_along_axis(matches, order, axis=1), axis=1) + 1
     return {**{f"recall@{n}": float(np.mean(first <= n)) for n in ks}, "median_rank": float(np.median(first))}

@@ -8,7 +8,6 @@ import html
 import io
 import json
 import math
-import numbers
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -23,11 +22,13 @@ from matplotlib.image import imsave
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from .ae import Autoencoder
-from .backend import apply_gradients, check_seed, input_gradients, set_seed
-from .data import check_choice, load_ring, multidigits_vocabulary, shapes_vocabulary
+from .backend import apply_gradients, input_gradients, set_seed
+from mmgen_nbdev.checks import (
+    check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed,
+    check_within)
+from .data import load_ring, multidigits_vocabulary, shapes_vocabulary
 from .fusion import MultimodalVAE
 from .gan import GAN, discriminator_loss, generator_loss, mlp_discriminator, mlp_generator, mode_coverage
-from .modalities import check_positive_int
 from .vae import VAE
 
 # %% auto #0
@@ -42,6 +43,7 @@ __all__ = ['PANELS', 'OUTPUTS', 'TOY_DATASETS', 'PLAYGROUND_LOSSES', 'figure_png
 def figure_png(fig: Figure, dpi: int = 72) -> bytes:
     "The PNG bytes of a matplotlib `Figure`, drawn by Agg: no pyplot, no display, no window."
     buffer = io.BytesIO()
+    dpi = check_number(dpi, "dpi", low=0, low_open=True)
     fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
@@ -55,7 +57,8 @@ def fit_margins(fig: Figure, left=0.45, right=0.1, bottom=0.4, top=0.3, wspace=0
 
 def array_png(array, cmap: str = "gray_r", scale: int = 1) -> bytes:
     "The PNG of an image array in [0, 1], (H, W) through `cmap` or (H, W, 3) as RGB, each pixel `scale`×`scale`."
-    array = np.clip(np.asarray(array, "float32"), 0, 1)
+    array = np.clip(check_finite(array, "array").astype("float32"), 0, 1)
+    scale = check_positive_int(scale, "scale")
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if scale > 1:
@@ -67,7 +70,10 @@ def array_png(array, cmap: str = "gray_r", scale: int = 1) -> bytes:
 
 def mosaic(images, columns: int, pad: int = 1):
     "Tile images (N, H, W) or (N, H, W, C) in [0, 1] into one array of `columns` columns, `pad` pixels apart."
-    images = np.asarray(images, "float32")
+    images = check_finite(images, "images").astype("float32")
+    if images.ndim < 3 or not len(images):
+        raise ValueError(f"`images` must be a non-empty batch (N, H, W[, C]); got shape {images.shape}.")
+    columns, pad = check_positive_int(columns, "columns"), check_integer(pad, "pad", low=0)
     n, h, w = images.shape[:3]
     rows = -(-n // columns)
     out = np.zeros((rows * (h + pad) - pad, columns * (w + pad) - pad) + images.shape[3:], "float32")
@@ -254,7 +260,8 @@ def _head(data, n):
 
 
 def check_data(data, labels, name: str = "data"):
-    "Check what a widget encodes and colours: an array or a dict of arrays (one per modality), and labels (N,)."
+    """Check what a widget encodes and colours: an array or a dict of arrays (one per modality), every value
+    finite, and labels (N,)."""
     if data is None:
         if labels is not None:
             raise ValueError("`labels` colour the points of `data`: pass `data` too.")
@@ -262,12 +269,12 @@ def check_data(data, labels, name: str = "data"):
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
         labels = data.get("label") if labels is None else labels
-        data = {k: v for k, v in data.items() if k != "label"}
+        data = {k: check_finite(v, f"{name}[{k!r}]") for k, v in data.items() if k != "label"}
         if not data or len({len(v) for v in data.values()}) != 1:
             raise ValueError(f"`{name}` must be a dict of arrays with one number of rows (one array per modality); "
                              f"got { {k: np.shape(v) for k, v in data.items()} }.")
     elif isinstance(data, (np.ndarray, list, tuple)):
-        data = np.asarray(data, "float32")
+        data = check_finite(data, name).astype("float32")
         if data.ndim < 2:
             raise ValueError(f"`{name}` must be a batch of inputs, shape (N, ...); got shape {data.shape}.")
     else:
@@ -365,7 +372,9 @@ def curves_figure(history: list, height: float = 2.6) -> Figure:
 
 def project_2d(codes):
     "(points, axis names): the codes themselves when they have two dimensions, else their first two principal components."
-    codes = np.asarray(codes, "float32")
+    codes = check_finite(codes, "codes").astype("float32")
+    if codes.ndim != 2 or len(codes) < 2:
+        raise ValueError(f"`codes` must be latent codes of shape (N, latent) with N ≥ 2; got shape {codes.shape}.")
     if codes.shape[1] <= 2:
         return np.pad(codes, [(0, 0), (0, 2 - codes.shape[1])]), ("z1", "z2" if codes.shape[1] == 2 else "")
     from sklearn.decomposition import PCA
@@ -455,13 +464,11 @@ class Throttle:
     def __init__(self, every_epochs: int = 1, every_seconds: float | None = None, max_overhead: float = 0.03,
                  clock=time.perf_counter):
         self.every_epochs = check_positive_int(every_epochs, "every_epochs")
-        if every_seconds is not None and (isinstance(every_seconds, bool) or not isinstance(every_seconds, numbers.Real)
-                                          or not every_seconds >= 0):
-            raise ValueError(f"`every_seconds` must be a number of seconds ≥ 0, or None (adaptive); got {every_seconds!r}.")
-        if isinstance(max_overhead, bool) or not isinstance(max_overhead, numbers.Real) or not 0 < max_overhead < 1:
-            raise ValueError(f"`max_overhead` must be a fraction between 0 and 1; got {max_overhead!r}.")
-        self.every_seconds = None if every_seconds is None else float(every_seconds)
-        self.max_overhead, self.clock = float(max_overhead), clock
+        self.every_seconds = None if every_seconds is None else check_number(every_seconds, "every_seconds", low=0)
+        self.max_overhead = check_number(max_overhead, "max_overhead", 0, 1, low_open=True, high_open=True)
+        if not callable(clock):
+            raise TypeError(f"`clock` must be a function returning seconds; got {type(clock).__name__}.")
+        self.clock = clock
         self.last_end, self.last_cost = clock(), 0.0
 
     def wait(self) -> float:
@@ -496,6 +503,9 @@ class Painter:
     def __init__(self, model, data=None, labels=None, samples: int = 16, points: int = 500, vocabulary=None,
                  seed: int = 0):
         self.view = view = ModelView(model, vocabulary)
+        samples, points = check_positive_int(samples, "samples"), check_positive_int(points, "points")
+        seed = check_seed(seed)
+        data, labels = check_data(data, labels)
         self.x = data_for(view, data, points)
         self.y = None if labels is None else np.asarray(labels)[:_rows(self.x)]
         self.points, self.seed = points, seed
@@ -571,6 +581,13 @@ class Painter:
             captions = view.captions(given[source]) if view.likelihood_of(source) == "categorical" else None
             rows.append((f"{source} →", self._unit(images), "gray_r", captions))
         return figure_png(rows_figure(rows)), {"from_" + s: v for s, v in generated.items()}
+
+
+def _check_flag(value, name: str) -> bool:
+    "`value` if it is a bool (Python's or NumPy's), else a `ValueError`: a string such as \"no\" would read as True."
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
+    return bool(value)
 
 
 def _is_number(value) -> bool:
@@ -699,7 +716,8 @@ class TrainingDashboard(Displayed, keras.callbacks.Callback):
                 check_choice(p, "panels", PANELS)
         self.requested_panels, self.panels = panels, ()
         self.samples, self.points = check_positive_int(samples, "samples"), check_positive_int(points, "points")
-        self.first_frame, self.vocabulary, self.seed = bool(first_frame), vocabulary, check_seed(seed)
+        self.first_frame, self.vocabulary = _check_flag(first_frame, "first_frame"), vocabulary
+        self.seed = check_seed(seed)
         self.frames, self.history, self.painter, self.total = [], [], None, None
         self.screen = FrameView()
         self.widget = self.screen.root
@@ -791,8 +809,10 @@ class TrainingDashboard(Displayed, keras.callbacks.Callback):
     def filmstrip(self, panel: str = "latent", frames=None, columns: int = 4) -> Figure:
         "A figure of one panel across frames (all, or the indices in `frames`), each titled by its epoch."
         check_choice(panel, "panel", self.panels)
+        columns = check_positive_int(columns, "columns")
         chosen = list(range(len(self.frames))) if frames is None else list(frames)
-        if not chosen:
+        chosen = [check_integer(i, "frames", 0, max(len(self.frames) - 1, 0)) for i in chosen]
+        if not chosen or not self.frames:
             raise ValueError("`frames` is empty, or no frame was drawn (output='silent' draws none).")
         from matplotlib.image import imread
         rows, cols = -(-len(chosen) // columns), min(columns, len(chosen))
@@ -811,6 +831,11 @@ def slider_axes(latent_dim: int, sliders: int, codes=None, centred: bool = False
     given, the principal axes of the codes scaled by their standard deviations, from the codes' mean; otherwise
     the coordinate axes from 0 (from the codes' mean and in their standard deviations if `centred`, for a model
     without a prior, such as an autoencoder)."""
+    latent_dim, sliders = check_positive_int(latent_dim, "latent_dim"), check_positive_int(sliders, "sliders")
+    if codes is not None:
+        codes = check_finite(codes, "codes")
+        if codes.ndim != 2 or codes.shape[1] != latent_dim or len(codes) < 2:
+            raise ValueError(f"`codes` must be (N, {latent_dim}) latent codes with N ≥ 2; got shape {codes.shape}.")
     if codes is not None and latent_dim > sliders:
         from sklearn.decomposition import PCA
         pca = PCA(sliders).fit(codes)
@@ -836,11 +861,10 @@ class LatentExplorer(Displayed):
             raise ValueError(f"`model` must decode latent points (have a decoder or a generator); this "
                              f"{type(model).__name__} has neither.")
         data, labels = check_data(data, labels)
-        self.data = data_for(view, data, points)
+        self.data = data_for(view, data, check_positive_int(points, "points"))
         self.labels = None if labels is None else labels[:_rows(self.data)]
         self.steps, self.seed = check_positive_int(steps, "steps"), check_seed(seed)
-        if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit > 0:
-            raise ValueError(f"`limit` must be a positive number (the sliders' range ±limit); got {limit!r}.")
+        limit = check_number(limit, "limit", low=0, low_open=True)  # the sliders' range, ±limit
         self.codes = view.encode(self.data) if view.can_encode and self.data is not None else None
         self.centre, self.directions, self.axis_names = slider_axes(
             view.latent_dim, check_positive_int(sliders, "sliders"), self.codes, view.kind == "autoencoder")
@@ -899,7 +923,11 @@ class LatentExplorer(Displayed):
 
     def decode_point(self, z=None) -> dict:
         "What the model decodes from latent point `z` (default: the sliders'), as {modality: value}."
-        z = self.point() if z is None else np.asarray(z, "float32")
+        if z is not None:
+            z = check_finite(z, "z").astype("float32")
+            if z.shape != (self.view.latent_dim,):
+                raise ValueError(f"`z` must be one latent point, shape ({self.view.latent_dim},); got {z.shape}.")
+        z = self.point() if z is None else z
         return {m: v[0] for m, v in self.view.decode(z[None], self._labels(1)).items()}
 
     def update(self):
@@ -918,14 +946,17 @@ class LatentExplorer(Displayed):
     def end_codes(self, a: int, b: int):
         "The latent points at the ends of the path: the codes of rows `a` and `b` of `data`, or those of seeds a, b."
         if self.codes is not None:
+            a, b = (check_integer(e, name, 0, len(self.codes) - 1) for e, name in ((a, "a"), (b, "b")))
             return self.codes[a], self.codes[b]
+        a, b = check_seed(a, "a"), check_seed(b, "b")
         draw = lambda s: np.random.default_rng(s).standard_normal(self.view.latent_dim).astype("float32")
         return draw(a), draw(b)
 
     def interpolation(self, a: int, b: int, steps: int | None = None):
         "(latent points, decoded values) on the straight path between ends `a` and `b`, `steps` points."
         za, zb = self.end_codes(a, b)
-        t = np.linspace(0, 1, steps or self.steps, dtype="float32")[:, None]
+        steps = self.steps if steps is None else check_positive_int(steps, "steps")
+        t = np.linspace(0, 1, steps, dtype="float32")[:, None]
         codes = (1 - t) * za + t * zb
         return codes, self.view.decode(codes, self._labels(len(codes)))
 
@@ -966,7 +997,7 @@ def load_toy(name: str = "ring", n: int = 2000, seed: int = 0) -> dict:
 # %% ../nbs/09_widgets.ipynb #2d90f4b8
 def js_divergence(p, q) -> float:
     "The Jensen–Shannon divergence, in nats, between two discrete distributions given as non-negative weights."
-    p, q = np.asarray(p, "float64").ravel(), np.asarray(q, "float64").ravel()
+    p, q = check_finite(p, "p").astype("float64").ravel(), check_finite(q, "q").astype("float64").ravel()
     if p.shape != q.shape or (p < 0).any() or (q < 0).any() or not p.sum() > 0 or not q.sum() > 0:
         raise ValueError(f"`p` and `q` must be non-negative weights of one shape with positive sums; got shapes "
                          f"{p.shape} and {q.shape}.")
@@ -978,8 +1009,9 @@ def js_divergence(p, q) -> float:
 
 def grid_edges(bounds, bins: int = 30) -> list:
     "Cell edges along each axis: `bins` cells over `bounds` ((low, high) per axis), the outer two reaching to ±∞."
-    return [np.concatenate([[-np.inf], np.linspace(low, high, check_positive_int(bins, "bins") + 1)[1:-1], [np.inf]])
-            for low, high in bounds]
+    bins = check_positive_int(bins, "bins")
+    return [np.concatenate([[-np.inf], np.linspace(low, high, bins + 1)[1:-1], [np.inf]])
+            for low, high in (check_interval(pair, "bounds") for pair in bounds)]
 
 
 def histogram_js(a, b, bins: int = 30, bounds=None) -> float:
@@ -989,11 +1021,13 @@ def histogram_js(a, b, bins: int = 30, bounds=None) -> float:
     for name, s in (("a", a), ("b", b)):
         if s.ndim != 2 or s.shape[1] != 2 or not len(s):
             raise ValueError(f"`{name}` must be 2-D points, shape (N, 2); got {s.shape}.")
-        if not np.isfinite(s).all():
-            raise ValueError(f"`{name}` holds NaN or infinite points.")
-    if bounds is None:
+        check_finite(s, name)
+    if bounds is None:  # the samples' range (widened where every point has one coordinate)
         both = np.concatenate([a, b])
-        bounds = tuple(zip(both.min(0), both.max(0)))
+        low, high = both.min(0), both.max(0)
+        bounds = tuple(zip(np.where(high > low, low, low - 0.5), np.where(high > low, high, high + 0.5)))
+    elif len(bounds) != 2:
+        raise ValueError(f"`bounds` must be two (low, high) pairs, one per axis; got {bounds!r}.")
     edges = grid_edges(bounds, bins)
     return js_divergence(np.histogram2d(*a.T, bins=edges)[0], np.histogram2d(*b.T, bins=edges)[0])
 
@@ -1027,7 +1061,9 @@ class SteppedGAN(GAN):
 
 def spread(points) -> float:
     "The mean distance of points from their centroid: 2 for the ring of radius 2, near 0 for a collapsed generator."
-    points = np.asarray(points, "float64")
+    points = check_finite(points, "points").astype("float64")
+    if points.ndim != 2 or not len(points):
+        raise ValueError(f"`points` must be a non-empty set of points, shape (N, d); got shape {points.shape}.")
     return float(np.linalg.norm(points - points.mean(0), axis=1).mean())
 
 
@@ -1036,6 +1072,7 @@ PLAYGROUND_LOSSES = {"non-saturating": "non_saturating", "saturating": "minimax"
 
 def per_sample_generator_loss(logits, kind: str):
     "The generator's loss on each fake: −log D (non-saturating) or log(1 − D) (saturating, the minimax game's own)."
+    check_choice(kind, "kind", tuple(PLAYGROUND_LOSSES.values()))
     return ops.softplus(-logits) if kind == "non_saturating" else -ops.softplus(logits)
 
 # %% ../nbs/09_widgets.ipynb #81ffabef
@@ -1051,11 +1088,12 @@ class ToyGAN:
         self.dataset = check_choice(dataset, "dataset", TOY_DATASETS)
         self.loss = check_choice(loss, "loss", tuple(PLAYGROUND_LOSSES.values()))
         self.optimizer = check_choice(optimizer, "optimizer", ("adam", "sgd"))
+        if not isinstance(hidden, (tuple, list)) or not hidden:
+            raise ValueError(f"`hidden` must be a non-empty tuple of layer widths; got {hidden!r}.")
         self.hidden = tuple(check_positive_int(h, "hidden") for h in hidden)
         self.latent_dim, self.batch_size = check_positive_int(latent_dim, "latent_dim"), check_positive_int(batch_size, "batch_size")
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
-            raise ValueError(f"`learning_rate` must be a positive number; got {learning_rate!r}.")
-        self.learning_rate, self.n, self.seed = float(learning_rate), check_positive_int(n, "n"), check_seed(seed)
+        self.learning_rate = check_number(learning_rate, "learning_rate", low=0, low_open=True)
+        self.n, self.seed = check_positive_int(n, "n"), check_seed(seed)
         self.reset()
 
     def reset(self, seed: int | None = None):
@@ -1117,10 +1155,12 @@ class ToyGAN:
     # --- looking ------------------------------------------------------------------------------------------
     def fakes(self, n: int | None = None):
         "Generated points from the fixed evaluation noise (the first `n`)."
+        n = None if n is None else check_positive_int(n, "n")
         return _numpy(self.generator(self.z_eval[:n]))
 
     def discriminator_map(self, resolution: int = 40):
         "(x grid, y grid, D(x) on the grid): the discriminator's probability of 'real' over the plotted area."
+        resolution = check_integer(resolution, "resolution", low=2)
         (x0, x1), (y0, y1) = self.bounds
         gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
         grid = np.stack([gx.ravel(), gy.ravel()], -1).astype("float32")
@@ -1130,7 +1170,7 @@ class ToyGAN:
         """(points, arrows): the first `n` generated points and on each −∂ℓ/∂x, where the per-sample generator
         loss ℓ of `kind` (default: the current one) pushes that point."""
         kind = self.loss if kind is None else check_choice(kind, "kind", tuple(PLAYGROUND_LOSSES.values()))
-        points = self.fakes(n)
+        points = self.fakes(check_positive_int(n, "n"))
         grads = input_gradients(lambda x: per_sample_generator_loss(self.discriminator(x), kind),
                                 ops.convert_to_tensor(points))
         return points, -_numpy(grads)
@@ -1172,11 +1212,12 @@ class GANPlayground(Displayed, ToyGAN):
 
     def __init__(self, dataset: str = "ring", loss: str = "non_saturating", steps_per_click: int = 10,
                  arrows: int = 80, arrow_scale: float = 0.25, draw: bool = True, **kwargs):
-        self.arrows, self.arrow_scale = check_positive_int(arrows, "arrows"), float(arrow_scale)
-        self.draw = bool(draw)
+        self.arrows = check_positive_int(arrows, "arrows")
+        self.arrow_scale = check_number(arrow_scale, "arrow_scale", low=0, low_open=True)
+        self.draw = _check_flag(draw, "draw")
         self._build_widget(check_choice(dataset, "dataset", TOY_DATASETS),
                            check_choice(loss, "loss", tuple(PLAYGROUND_LOSSES.values())),
-                           check_positive_int(steps_per_click, "steps_per_click"))
+                           check_integer(steps_per_click, "steps_per_click", 1, 10_000))
         ToyGAN.__init__(self, dataset, loss, **kwargs)
 
     def _build_widget(self, dataset, loss, steps_per_click):
@@ -1281,13 +1322,10 @@ class GANPlayground(Displayed, ToyGAN):
 # %% ../nbs/09_widgets.ipynb #a750f6bd
 def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple:
     "The Wilson score interval (low, high) for a proportion of `successes` in `trials`, at level `confidence`."
-    for name, value in (("successes", successes), ("trials", trials)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ValueError(f"`{name}` must be an integer ≥ 0; got {value!r}.")
+    successes, trials = check_integer(successes, "successes", low=0), check_integer(trials, "trials", low=0)
     if trials == 0 or successes > trials:
         raise ValueError(f"`successes` must lie in 0..`trials`, and `trials` be ≥ 1; got {successes} of {trials}.")
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
-        raise ValueError(f"`confidence` must lie strictly between 0 and 1; got {confidence!r}.")
+    confidence = check_number(confidence, "confidence", 0, 1, low_open=True, high_open=True)
     z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
     p, n = successes / trials, trials
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -1296,7 +1334,7 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
 
 # %% ../nbs/09_widgets.ipynb #c4fcf65a
 def _images(x, name):
-    x = np.asarray(x, "float32")
+    x = check_finite(x, name).astype("float32")
     if x.ndim == 4 and x.shape[-1] in (1, 3):
         return x
     if x.ndim == 3:
@@ -1305,7 +1343,7 @@ def _images(x, name):
 
 
 class HumanEvaluation(Displayed):
-    """A visual Turing test: `n` real and `n` generated images (values in `value_range`), shuffled with `seed`,
+    """A visual Turing test: `n` real and `n` generated images (finite values in `value_range`), shuffled with `seed`,
     shown one at a time; the person answers "real" or "fake". `accuracy()` gives the share of right answers with
     its Wilson interval (an interval containing 50 % means the person could not tell), `table()` the answers
     (a pandas DataFrame if pandas is installed, else a list of dicts) and `to_csv(path)` writes them."""
@@ -1314,6 +1352,8 @@ class HumanEvaluation(Displayed):
 
     def __init__(self, real, generated, n: int = 20, value_range=(0.0, 1.0), seed: int = 0, size: int = 160):
         real, generated = _images(real, "real"), _images(generated, "generated")
+        value_range = check_interval(value_range, "value_range")
+        check_within(real, "real", value_range), check_within(generated, "generated", value_range)
         if real.shape[1:] != generated.shape[1:]:
             raise ValueError(f"`real` and `generated` must hold images of one shape; got {real.shape[1:]} and "
                              f"{generated.shape[1:]}.")
@@ -1340,6 +1380,7 @@ class HumanEvaluation(Displayed):
 
     def answer(self, says_real: bool):
         "Record the answer to the image on screen (what the buttons do) and show the next one."
+        says_real = _check_flag(says_real, "says_real")
         if self.done:
             raise ValueError(f"All {len(self.order)} images are answered already.")
         shown, index = self.current()

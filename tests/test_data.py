@@ -2,6 +2,7 @@
 shared factor, and a clear `ValueError` for every bad argument. Backend-sensitive (images are resized and audio
 features computed with Keras ops), so they run on every backend."""
 import gzip
+import re
 import wave
 
 import keras
@@ -10,7 +11,7 @@ import pytest
 
 from mmgen_nbdev import data
 from mmgen_nbdev.data import (SHAPE_FACTORS, SHAPE_LEVELS, caption_digit, decode_dtmf, load_dataset, load_digits,
-                              load_fashion_mnist, load_mnist, load_multidigits, load_shapes, log_mel,
+                              load_fashion_mnist, load_mnist, load_multidigits, load_ring, load_shapes, log_mel,
                               multidigits_vocabulary, shapes_vocabulary, write_wav)
 
 pytestmark = pytest.mark.backends
@@ -208,7 +209,11 @@ BAD = [
     (load_multidigits, {"seed": True}, "`seed` must be a non-negative integer"),
     (load_multidigits, {"seed": -1}, "`seed` must be a non-negative integer"),
     (load_multidigits, {"image_size": 4}, "`image_size` must be an integer ≥ 8"),
-    (load_multidigits, {"seconds": 0.01}, "`seconds` must be a number between 0.1 and 2.0"),
+    (load_multidigits, {"seconds": 0.01}, "`seconds` must be a finite number ≥ 0.1 and ≤ 2.0"),
+    (load_multidigits, {"seconds": float("nan")}, "`seconds` must be a finite number"),
+    (load_multidigits, {"image_size": 16.0}, "`image_size` must be an integer"),
+    (load_shapes, {"level": 2.0}, "`level` must be 1, 2 or 3"),
+    (load_shapes, {"image_size": np.float32(32)}, "`image_size` must be an integer"),
     (load_shapes, {"level": 0}, "`level` must be 1, 2 or 3"),
     (load_shapes, {"level": 4}, "`level` must be 1, 2 or 3"),
     (load_shapes, {"level": "2"}, "`level` must be 1, 2 or 3"),
@@ -218,6 +223,13 @@ BAD = [
     (load_mnist, {"split": "val"}, "`split` must be one of"),
     (load_mnist, {"n": 0}, "`n` must be an integer ≥ 1"),
     (load_fashion_mnist, {"split": None}, "`split` must be one of"),
+    (load_ring, {"std": float("inf")}, "`std` must be a finite number > 0"),
+    (load_ring, {"std": 0}, "`std` must be a finite number > 0"),
+    (load_ring, {"radius": -1.0}, "`radius` must be a finite number > 0"),
+    (load_ring, {"radius": float("nan")}, "`radius` must be a finite number > 0"),
+    (load_ring, {"modes": 0}, "`modes` must be an integer ≥ 1"),
+    (load_ring, {"n": 1.5}, "`n` must be an integer"),
+    (load_ring, {"seed": 2**40}, "`seed` must be a non-negative integer ≤ 4294967295"),
 ]
 
 
@@ -225,6 +237,80 @@ BAD = [
 def test_bad_arguments_raise_value_error_naming_them(loader, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", "\\(")):
         loader(**kwargs)
+
+
+def test_numpy_scalars_are_numbers():
+    assert load_ring(np.int64(10), np.int64(4), np.float32(1.5), np.float64(0.1), np.int64(3))["points"].shape == (10, 2)
+    assert load_multidigits(n=np.int64(2), image_size=np.int32(8), seed=np.uint32(1),
+                            seconds=np.float32(0.5))["waveform"].shape == (2, 4000)
+    assert load_shapes(np.int64(2), n=np.int64(2))["image"].shape == (2, 32, 32, 3)
+    assert decode_dtmf(load_multidigits(n=1)["waveform"], sample_rate=np.int64(8000)).shape == (1,)
+
+
+WAVES = np.zeros((2, 4000), "float32")
+NAN_WAVES = np.where(np.arange(4000) == 7, np.nan, 0.0)[None].astype("float32")
+VOCAB = multidigits_vocabulary()
+
+# (call, the argument its error must name): numbers that are not allowed settings, NaN data, bad token ids
+BAD_CALLS = [
+    (lambda: decode_dtmf(NAN_WAVES), "waveforms"),
+    (lambda: decode_dtmf(WAVES + np.inf), "waveforms"),
+    (lambda: decode_dtmf(WAVES, sample_rate=8000.5), "sample_rate"),
+    (lambda: decode_dtmf(WAVES, sample_rate=float("inf")), "sample_rate"),
+    (lambda: decode_dtmf(WAVES, sample_rate=-8000), "sample_rate"),
+    (lambda: decode_dtmf(WAVES, sample_rate=2000), "sample_rate"),
+    (lambda: decode_dtmf(WAVES[:, :50]), "waveforms"),
+    (lambda: decode_dtmf(np.zeros((2, 3, 4000))), "waveforms"),
+    (lambda: log_mel(NAN_WAVES), "waveforms"),
+    (lambda: log_mel(WAVES[:, :100]), "waveforms"),
+    (lambda: log_mel(WAVES[:0]), "waveforms"),
+    (lambda: write_wav("never.wav", NAN_WAVES[0]), "waveform"),
+    (lambda: write_wav("never.wav", WAVES[0], sample_rate=8000.5), "sample_rate"),
+    (lambda: write_wav("never.wav", WAVES[0], sample_rate=0), "sample_rate"),
+    (lambda: data.Vocabulary(["a", "b"], length=-1), "length"),
+    (lambda: data.Vocabulary(["a", "b"], length=2.5), "length"),
+    (lambda: data.Vocabulary(["a b"], length=2), "words"),
+    (lambda: data.Vocabulary([], length=2), "words"),
+    (lambda: VOCAB.decode([1.0, np.nan]), "ids"),
+    (lambda: VOCAB.decode([1.5]), "ids"),
+    (lambda: VOCAB.decode([-1]), "ids"),
+    (lambda: VOCAB.decode([len(VOCAB)]), "ids"),
+    (lambda: VOCAB.decode(["one"]), "ids"),
+    (lambda: VOCAB.decode_batch(np.array([[1, 2], [3, len(VOCAB) + 5]])), "ids"),
+    (lambda: VOCAB.decode_batch(np.full((2, 3), np.inf)), "ids"),
+    (lambda: VOCAB.decode_batch([1, 2]), "ids"),
+    (lambda: data.digit_caption(10, 0), "digit"),
+    (lambda: data.digit_caption(3.5, 0), "digit"),
+    (lambda: data.digit_caption(3, -1), "template"),
+    (lambda: data.dtmf_frequencies(2.7), "digit"),
+    (lambda: data.dtmf_frequencies(10), "digit"),
+    (lambda: data.shape_caption({"shape": 9}, 0, 1), "factors['shape']"),
+    (lambda: data.shape_caption({"shape": 0}, 7, 1), "template"),
+    (lambda: data.preview_digits(load_digits(n=3), n=5), "n"),
+    (lambda: data.preview_digits(load_digits(n=3), n=0), "n"),
+    (lambda: data.preview_digits(load_digits(n=3), n=3, columns=0), "columns"),
+    (lambda: data.preview_shapes({"image": np.zeros((2, 8, 8, 3))}), "data"),
+]
+
+
+@pytest.mark.parametrize("call,argument", BAD_CALLS, ids=[f"{i}-{a}" for i, (_, a) in enumerate(BAD_CALLS)])
+def test_bad_settings_and_data_are_refused_naming_the_argument(call, argument):
+    with pytest.raises(ValueError, match=re.escape(f"`{argument}`")):
+        call()
+
+
+def test_text_that_is_not_a_string_is_a_type_error():
+    with pytest.raises(TypeError, match="`text`"):
+        VOCAB.encode(3)
+    with pytest.raises(TypeError, match="`caption`"):
+        data.caption_digit(None)
+
+
+def test_token_ids_round_trip_as_whole_floats_and_silence_decodes_to_no_digit():
+    ids = VOCAB.encode("the digit 7")
+    assert VOCAB.decode(ids.astype("float32")) == "the digit 7"
+    assert VOCAB.decode_batch(np.stack([ids, ids]).astype("float64")) == ["the digit 7"] * 2
+    assert decode_dtmf(np.zeros((3, 4000))).tolist() == [-1, -1, -1]  # silence names no key
 
 
 def test_unknown_dataset_name():

@@ -90,7 +90,116 @@ def test_caption_parser_and_factor_accuracy():
     assert factor_accuracy(read, true) == {"shape": 1.0, "colour": 1.0, "size": 2 / 3, "position": 2 / 3, "all": 2 / 3}
     with pytest.raises(ValueError, match="lacks the factors"):
         factor_accuracy(read, {"shape": [1, 3, 0]})
-    with pytest.raises(ValueError, match="`modality` must be 'image' or 'text'"):
+    with pytest.raises(ValueError, match="`modality` must be one of 'image', 'text'"):
         read_shape_factors("audio", np.zeros((1, 10), "int32"))
     with pytest.raises(ValueError, match="`level` must be one of"):
         read_shape_factors("text", np.zeros((1, 10), "int32"), level=0)
+
+
+# ---- bad input: NaN data, sets too small for their estimator, shapes that would broadcast, zero vectors ----------
+import re  # noqa: E402
+
+from mmgen_nbdev.metrics import (factor_accuracy, iwae_nll, linear_probe_accuracy, mmd,  # noqa: E402
+                                 read_colour, read_digits, read_shape_factors, reconstruction_error,
+                                 retrieval_metrics)
+
+RNG = np.random.default_rng(0)
+A, B = RNG.normal(size=(40, 3)), RNG.normal(size=(30, 3))
+NAN = A.copy()
+NAN[3, 1] = np.nan
+INF = A.copy()
+INF[0, 0] = np.inf
+LABELS = np.arange(40) % 4
+
+BAD_CALLS = [
+    (lambda: frechet_distance(NAN, B), "features_a"),
+    (lambda: frechet_distance(A, INF), "features_b"),
+    (lambda: frechet_distance(A[:1], B), "features_a"),
+    (lambda: frechet_distance(A[0], B), "features_a"),
+    (lambda: frechet_distance(A, B[:, :2]), "features_a"),
+    (lambda: mmd(A[:1], B), "x"),
+    (lambda: mmd(A, B[:1]), "y"),
+    (lambda: mmd(NAN, B), "x"),
+    (lambda: mmd(A, B[:, :2]), "x"),
+    (lambda: mmd(A, B, bandwidths=(1.0, -1.0)), "bandwidths"),
+    (lambda: mmd(A, B, bandwidths=(float("inf"),)), "bandwidths"),
+    (lambda: mmd(A, B, bandwidths=()), "bandwidths"),
+    (lambda: precision_recall(A, B, k=0), "k"),
+    (lambda: precision_recall(A, B, k=2.5), "k"),
+    (lambda: precision_recall(A, B, k=30), "k"),
+    (lambda: precision_recall(A, B[:1]), "generated_features"),
+    (lambda: precision_recall(NAN, B), "real_features"),
+    (lambda: precision_recall(A, B[:, :2]), "real_features"),
+    (lambda: classification_accuracy_score(NAN, LABELS, A, LABELS), "generated_images"),
+    (lambda: classification_accuracy_score(A, LABELS, INF, LABELS), "real_images"),
+    (lambda: classification_accuracy_score(A, LABELS[:-1], A, LABELS), "generated_labels"),
+    (lambda: classification_accuracy_score(A, LABELS, A, LABELS[:5]), "real_labels"),
+    (lambda: classification_accuracy_score(A, np.zeros(40, int), A, LABELS), "generated_labels"),
+    (lambda: classification_accuracy_score(A, LABELS, B[:, :2], LABELS[:30]), "generated_images"),
+    (lambda: linear_probe_accuracy(NAN, LABELS, A, LABELS), "train_features"),
+    (lambda: linear_probe_accuracy(A, LABELS, A[:, :2], LABELS), "train_features"),
+    (lambda: linear_probe_accuracy(A, LABELS[:3], A, LABELS), "train_labels"),
+    (lambda: linear_probe_accuracy(A, LABELS, A, LABELS[:3]), "test_labels"),
+    (lambda: retrieval_metrics(np.vstack([A[:-1], np.zeros((1, 3))]), A), "queries"),
+    (lambda: retrieval_metrics(A, np.zeros((40, 3))), "keys"),
+    (lambda: retrieval_metrics(NAN, A), "queries"),
+    (lambda: retrieval_metrics(A, B), "queries"),
+    (lambda: retrieval_metrics(A, A, LABELS), "query_labels"),
+    (lambda: retrieval_metrics(A, A, LABELS[:3], LABELS), "query_labels"),
+    (lambda: retrieval_metrics(A, A, LABELS, LABELS + 10), "query_labels"),
+    (lambda: retrieval_metrics(A, A, ks=(0,)), "ks"),
+    (lambda: retrieval_metrics(A, A, ks=(1.5,)), "ks"),
+    (lambda: factor_accuracy({"shape": [0, 1, 2]}, {"shape": [0]}), "predicted"),
+    (lambda: factor_accuracy({"shape": [0, 1], "colour": [0, 1, 2]}, {"shape": [0, 1], "colour": [0, 1, 2]}),
+     "predicted"),
+    (lambda: factor_accuracy({}, {}), "predicted"),
+    (lambda: read_digits("text", np.full((2, 6), np.nan)), "values"),
+    (lambda: read_digits("text", np.full((2, 6), 1000)), "values"),
+    (lambda: read_digits("text", np.array([1.5, 2.0])), "values"),
+    (lambda: read_digits("audio", np.full((2, 32, 32), np.inf)), "values"),
+    (lambda: read_digits("audio", np.zeros((2, 32, 5))), "values"),
+    (lambda: read_digits("image", np.full((2, 16, 16, 1), np.nan)), "values"),
+    (lambda: read_digits("image", np.zeros((2, 8, 8, 1))), "values"),
+    (lambda: read_digits("image", np.zeros((2, 16, 16, 1)), image_size=16.5), "image_size"),
+    (lambda: read_digits("video", np.zeros((2, 16, 16, 1))), "modality"),
+    (lambda: read_colour(np.full((2, 8, 8, 3), np.nan)), "images"),
+    (lambda: read_shape_factors("text", np.full((2, 10), -1)), "values"),
+    (lambda: read_shape_factors("image", np.zeros((2, 8, 12, 3))), "values"),
+    (lambda: read_shape_factors("text", np.zeros((2, 10), int), level=2.0), "level"),
+    (lambda: digit_classifier(image_size=4), "image_size"),
+    (lambda: digit_classifier(epochs=0), "epochs"),
+    (lambda: digit_classifier(seed=-1), "seed"),
+    (lambda: digit_frechet_distance(np.full((4, 16, 16, 1), np.nan), np.zeros((4, 16, 16, 1))), "real_images"),
+    (lambda: iwae_nll(None, np.zeros((2, 4)), k=0), "k"),
+    (lambda: iwae_nll(None, np.full((2, 4), np.nan)), "images"),
+    (lambda: reconstruction_error(None, np.full((2, 4), np.inf)), "images"),
+]
+
+
+@pytest.mark.parametrize("call,argument", BAD_CALLS, ids=[f"{i}-{a}" for i, (_, a) in enumerate(BAD_CALLS)])
+def test_bad_input_is_refused_naming_the_argument(call, argument):
+    with pytest.raises(ValueError, match=re.escape(f"`{argument}`")):
+        call()
+
+
+def test_degenerate_but_valid_sets_give_the_right_finite_answer():
+    point = np.ones((6, 3))
+    assert mmd(point, point[:4]) == 0.0  # one point mass against itself
+    assert mmd(A, A) == pytest.approx(0.0, abs=0.05)  # identical samples: the unbiased estimate is near 0
+    mostly_same = np.vstack([np.zeros((9, 2)), np.ones((1, 2))])  # the median distance is 0
+    assert np.isfinite(mmd(mostly_same, mostly_same + 3))
+    assert frechet_distance(point, point) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(point, point + 1) == pytest.approx(3.0, abs=1e-6)
+    assert mmd(A.astype("float32"), np.float32(2) + B, bandwidths=np.float32(1)) > 0  # NumPy scalars are numbers
+    assert precision_recall(A, B, k=np.int64(29)) == (1.0, 1.0)
+
+
+def test_too_few_rows_for_a_covariance_warns_but_answers():
+    with pytest.warns(UserWarning, match="covariance is singular"):
+        assert np.isfinite(frechet_distance(A[:3], B[:3]))
+
+
+def test_retrieval_without_a_match_for_a_label_and_recall_counts():
+    labels = np.arange(40) % 4
+    result = retrieval_metrics(A, A, labels, labels, ks=np.int64(1))
+    assert result == {"recall@1": 1.0, "median_rank": 1.0}
