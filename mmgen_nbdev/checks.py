@@ -11,7 +11,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MAX_SEED', 'is_number', 'is_integer', 'bounds_text', 'check_number', 'check_integer', 'check_positive_int',
-           'check_choice', 'check_seed', 'check_interval', 'check_finite', 'check_within', 'check_writable_folder']
+           'check_sizes', 'check_choice', 'check_seed', 'check_interval', 'check_finite', 'check_within',
+           'check_writable_folder']
 
 # %% ../nbs/00_checks.ipynb #f01760d8
 def is_number(value) -> bool:
@@ -64,6 +65,15 @@ def check_positive_int(value, name: str) -> int:
     if not is_integer(value) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
     return int(value)
+
+# %% ../nbs/00_checks.ipynb #2594db4b
+def check_sizes(values, name: str, allow_empty: bool = False) -> tuple:
+    "`values` as a tuple of ints if it is a (non-empty, unless `allow_empty`) sequence of positive integers."
+    if (not isinstance(values, (tuple, list)) or (not values and not allow_empty)
+            or not all(is_integer(v) and v >= 1 for v in values)):
+        raise ValueError(f"`{name}` must be a {'' if allow_empty else 'non-empty '}sequence of positive integers; "
+                         f"got {values!r}.")
+    return tuple(int(v) for v in values)
 
 # %% ../nbs/00_checks.ipynb #3411926e
 MAX_SEED = 2**32 - 1

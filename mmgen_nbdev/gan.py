@@ -8,7 +8,7 @@ import numpy as np
 from keras import layers, ops
 
 from .backend import (PortableModel, apply_gradients, check_seed, input_gradients, predict_step_with)
-from .checks import check_choice, check_finite, check_integer, check_interval, check_number
+from .checks import check_choice, check_finite, check_integer, check_interval, check_number, check_sizes
 from .modalities import ComposedModel, check_batch, check_image_shape, check_positive_int, text_encoder
 
 # %% auto #0
@@ -68,6 +68,7 @@ def mlp_generator(latent_dim: int, output_dim: int = 2, hidden=(128, 128), num_c
                   caption=None, name: str = "generator") -> keras.Model:
     "An MLP generator from `latent_dim` noise (and a class label or a caption) to `output_dim` unbounded values."
     z = keras.Input((check_positive_int(latent_dim, "latent_dim"),), name="z")
+    output_dim, hidden = check_positive_int(output_dim, "output_dim"), check_sizes(hidden, "hidden", allow_empty=True)
     code, condition = _with_condition(num_classes, caption, 16, name)
     h = z if not condition else layers.Concatenate()([z, code])
     for units in hidden:
@@ -79,6 +80,7 @@ def mlp_discriminator(input_dim: int = 2, hidden=(128, 128), num_classes: int | 
                       name: str = "discriminator") -> keras.Model:
     "An MLP discriminator from `input_dim` values (and a class label or a caption) to one logit."
     x = keras.Input((check_positive_int(input_dim, "input_dim"),), name="x")
+    hidden = check_sizes(hidden, "hidden", allow_empty=True)
     code, condition = _with_condition(num_classes, caption, 16, name)
     h = x if not condition else layers.Concatenate()([x, code])
     for units in hidden:
@@ -89,6 +91,7 @@ def mlp_discriminator(input_dim: int = 2, hidden=(128, 128), num_classes: int | 
 def dcgan_generator(latent_dim: int, image_shape, filters=(64, 32), num_classes: int | None = None,
                     caption=None, name: str = "generator") -> keras.Model:
     "A DCGAN-style generator from `latent_dim` noise (and a class label or a caption) to images of `image_shape` in [−1, 1]."
+    filters = check_sizes(filters, "filters")
     height, width, channels = check_image_shape(image_shape, "image_shape", multiple=2 ** len(filters))
     z = keras.Input((check_positive_int(latent_dim, "latent_dim"),), name="z")
     code, condition = _with_condition(num_classes, caption, 16, name)
@@ -107,6 +110,7 @@ def dcgan_generator(latent_dim: int, image_shape, filters=(64, 32), num_classes:
 def dcgan_discriminator(image_shape, filters=(32, 64), num_classes: int | None = None, caption=None,
                         name: str = "discriminator") -> keras.Model:
     "A DCGAN-style discriminator from images of `image_shape` (and a class label or a caption) to one logit; no batch norm."
+    filters = check_sizes(filters, "filters")
     height, width, channels = check_image_shape(image_shape, "image_shape", multiple=2 ** len(filters))
     x = keras.Input((height, width, channels), name="x")
     h = x

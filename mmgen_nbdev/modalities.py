@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .checks import check_finite, check_integer, check_number, check_positive_int, is_integer
+from .checks import check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
 # %% auto #0
 __all__ = ['check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder', 'shift_tokens',
@@ -43,7 +43,8 @@ def image_encoder(input_shape, latent_dim: int, kind: str = "conv", filters=(32,
 
     `kind="conv"`: one stride-2 3×3 convolution per entry of `filters`, then a dense layer of `hidden` units;
     `kind="dense"`: dense layers of `hidden` and `hidden // 2` units."""
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    latent_dim, filters = check_positive_int(latent_dim, "latent_dim"), check_sizes(filters, "filters")
+    hidden = check_integer(hidden, "hidden", 2 if kind == "dense" else 1)
     if kind not in ("conv", "dense"):
         raise ValueError(f"`kind` must be 'conv' or 'dense'; got {kind!r}.")
     input_shape = check_image_shape(input_shape, multiple=2 ** len(filters) if kind == "conv" else 1)
@@ -68,7 +69,8 @@ def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64
     `kind="conv"`: a dense layer to a (h/2ᵏ, w/2ᵏ, filters[0]) grid, then per entry of `filters` a 2× upsampling
     and a 3×3 convolution, then a 3×3 convolution to the image's channels; `kind="dense"`: the mirror of the dense
     encoder."""
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    latent_dim, filters = check_positive_int(latent_dim, "latent_dim"), check_sizes(filters, "filters")
+    hidden = check_integer(hidden, "hidden", 2 if kind == "dense" else 1)
     if kind not in ("conv", "dense"):
         raise ValueError(f"`kind` must be 'conv' or 'dense'; got {kind!r}.")
     height, width, channels = check_image_shape(output_shape, "output_shape",
@@ -109,7 +111,8 @@ def text_encoder(length: int, vocabulary_size: int, latent_dim: int, width: int 
                  gaussian: bool = False, name: str = "text_encoder") -> keras.Model:
     "An encoder from (N, `length`) token ids to a `latent_dim` code, or with `gaussian` to (mean, log_var)."
     length, vocabulary_size = check_positive_int(length, "length"), check_positive_int(vocabulary_size, "vocabulary_size")
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    latent_dim, width, hidden = (check_positive_int(v, n) for v, n in ((latent_dim, "latent_dim"), (width, "width"),
+                                                                       (hidden, "hidden")))
     tokens = keras.Input((length,), dtype="int32", name="text")
     h = layers.Embedding(vocabulary_size, width)(tokens)
     h = layers.Conv1D(width, 3, padding="same", activation="relu")(h)
@@ -125,6 +128,7 @@ def text_decoder(latent_dim: int, length: int, vocabulary_size: int, kind: str =
     shifted right by one with 0 first), so the words of one caption agree with each other; decode with
     `decode_tokens`. `kind="parallel"`: every position at once from the code alone (inputs: the code)."""
     length, vocabulary_size = check_positive_int(length, "length"), check_positive_int(vocabulary_size, "vocabulary_size")
+    width, hidden = check_positive_int(width, "width"), check_positive_int(hidden, "hidden")
     z = keras.Input((check_positive_int(latent_dim, "latent_dim"),), name="code")
     h = layers.Dense(hidden, activation="relu")(z)
     if kind == "parallel":

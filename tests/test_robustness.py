@@ -96,6 +96,19 @@ def test_bad_settings_named(build, kwargs, named):
         build(**kwargs)
 
 
+@pytest.mark.parametrize("build,kwargs,named", [
+    (image_encoder, {"input_shape": (8, 8, 1), "latent_dim": 2, "filters": (0, 8)}, "filters"),
+    (image_encoder, {"input_shape": (8, 8, 1), "latent_dim": 2, "hidden": True}, "hidden"),
+    (image_decoder, {"output_shape": (8, 8, 1), "latent_dim": 2, "hidden": 1.5}, "hidden"),
+    (mlp_generator, {"latent_dim": 2, "output_dim": 0}, "output_dim"),
+    (mlp_discriminator, {"hidden": (16, -1)}, "hidden"),
+    (dcgan_generator, {"latent_dim": 2, "image_shape": (8, 8, 1), "filters": ()}, "filters"),
+])
+def test_bad_network_sizes_named(build, kwargs, named):
+    with pytest.raises(ValueError, match=f"`{named}` must be"):
+        build(**kwargs)
+
+
 @pytest.mark.parametrize("kwargs,named", [
     ({"epochs": -1}, "epochs"), ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"),
     ({"batch_size": 2.5}, "batch_size"), ({"steps_per_epoch": 0}, "steps_per_epoch"),
