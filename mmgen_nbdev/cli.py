@@ -4,21 +4,98 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import html
+import importlib.util
 import json
+import logging
+import os
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from .backend import backend_report, check_seed, set_seed
-from . import data
+import mmgen_nbdev
+from .checks import check_positive_int, check_seed, check_writable_folder
 
 # %% auto #0
-__all__ = ['CROSS_MODAL_PAIRS', 'describe_arrays', 'write_page', 'write_dataset_previews', 'EpochProgress', 'run_demo',
-           'build_parser', 'main']
+__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'CROSS_MODAL_PAIRS', 'METRIC_NOTES', 'COMMANDS',
+           'installed_backend_names', 'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'describe_arrays',
+           'write_page', 'write_dataset_previews', 'train_demo_vae', 'train_demo_gan', 'train_demo_multimodal',
+           'measure_image_models', 'measure_multimodal', 'measures_table', 'tone_from_log_mel', 'demo_sections',
+           'write_demo_figures', 'run_demo', 'build_parser', 'main']
+
+# %% ../nbs/90_cli.ipynb #64b908c7
+BACKEND_NAMES = ("tensorflow", "jax", "torch")  # the Keras backends the package supports
+BENCH_MODEL_NAMES = ("autoencoder", "vae", "gan", "multimodal_vae")  # what `mmgen bench --models` can measure
+
+
+def installed_backend_names() -> tuple:
+    "The supported backends whose framework is installed, found without importing any of them."
+    return tuple(b for b in BACKEND_NAMES if importlib.util.find_spec(b) is not None)
+
+
+def keras_backend_problem(environ=os.environ) -> str | None:
+    "What is wrong with the environment variable `KERAS_BACKEND` (one line), or None; imports no framework."
+    given = environ.get("KERAS_BACKEND")
+    if not given:
+        return None  # Keras then reads ~/.keras/keras.json, or uses TensorFlow
+    if given not in BACKEND_NAMES:
+        return f"KERAS_BACKEND must be one of {', '.join(map(repr, BACKEND_NAMES))}; got {given!r}"
+    if importlib.util.find_spec(given) is None:
+        installed = ", ".join(map(repr, installed_backend_names())) or "none"
+        return f"KERAS_BACKEND is {given!r}, which is not installed (installed: {installed})"
+    return None
+
+
+def quiet_native_logs(verbose: bool = False, environ=os.environ) -> None:
+    """Unless `verbose`, keep TensorFlow's C++ logs (banners, `E0000 ... remapper failed`) and its retracing warnings
+    quiet. Takes full effect only before TensorFlow is imported; a `TF_CPP_MIN_LOG_LEVEL` already set is kept."""
+    if verbose:
+        return
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# an Abseil log line (`I0000 00:00:1795969624.007876   10196 port.cc:153] ...`) or its start-up notice
+_NATIVE_LOG = re.compile(r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                         r"|[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] )")
+
+
+def _flush_c_streams():
+    "Flush the C library's output buffers (`fflush(NULL)`), where available."
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def import_keras(verbose: bool = False):
+    """Import Keras, and with it its backend. Unless `verbose`, drop the native log lines written to stderr meanwhile:
+    TensorFlow's oneDNN banner comes from a library that ignores `TF_CPP_MIN_LOG_LEVEL`. Other output is kept."""
+    if verbose or "keras" in sys.modules:
+        import keras
+        return keras
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras
+        finally:
+            sys.stderr.flush()
+            _flush_c_streams()  # the native libraries' buffered lines must land in `captured`
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _NATIVE_LOG.match(line)))
+    return keras
 
 # %% ../nbs/90_cli.ipynb #af7225f2
 def describe_arrays(arrays: dict, prefix: str = "") -> dict:
@@ -77,9 +154,9 @@ def write_dataset_previews(out, seed: int = 0, log=print) -> Path:
     "Write previews of every embedded dataset into the folder `out`; return the path of its `index.html`."
     import matplotlib
     matplotlib.use("Agg")
+    from mmgen_nbdev import data
     seed = check_seed(seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_folder(out, "out")
     sections, summary = [], {}
 
     log("digits: the real 8×8 handwritten digits")
@@ -123,22 +200,197 @@ def write_dataset_previews(out, seed: int = 0, log=print) -> Path:
     return index
 
 # %% ../nbs/90_cli.ipynb #21652771
-class EpochProgress(keras.callbacks.Callback):
-    "Print one line per epoch: the model's `name`, the epoch, the logs named in `keys`, and the elapsed time."
+@functools.cache
+def _epoch_progress_class():
+    import keras
 
-    def __init__(self, name: str, keys, log=print):
-        super().__init__()
-        self.name, self.keys, self.log = name, tuple(keys), log
+    class EpochProgress(keras.callbacks.Callback):
+        "Print one line per epoch: the model's `name`, the epoch, the logs named in `keys`, and the elapsed time."
 
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
+        def __init__(self, name: str, keys, log=print):
+            super().__init__()
+            self.name, self.keys, self.log = name, tuple(keys), log
 
-    def on_epoch_end(self, epoch, logs=None):
-        shown = ", ".join(f"{k} {logs[k]:.3f}" for k in self.keys if k in (logs or {}))
-        self.log(f"{self.name} epoch {epoch + 1}/{self.params['epochs']}: {shown} "
-                 f"[{time.perf_counter() - self.start:.0f} s]")
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = ", ".join(f"{k} {logs[k]:.3f}" for k in self.keys if k in (logs or {}))
+            self.log(f"{self.name} epoch {epoch + 1}/{self.params['epochs']}: {shown} "
+                     f"[{time.perf_counter() - self.start:.0f} s]")
+
+    EpochProgress.__module__ = __name__
+    return EpochProgress
 
 
+def __getattr__(name):
+    "`mmgen_nbdev.cli.EpochProgress`, the progress callback, made on first use so that importing this module imports no Keras."
+    if name == "EpochProgress":
+        return _epoch_progress_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _callbacks(name: str, keys, path, log):
+    "The demo's callbacks for one model: its progress line and a checkpoint that keeps only finite models."
+    from mmgen_nbdev.callbacks import SafeCheckpoint
+    return [_epoch_progress_class()(name, keys, log), SafeCheckpoint(path, verbose=False)]
+
+# %% ../nbs/90_cli.ipynb #c6ce5773
+DEMO_EPOCHS = {"vae": 40, "gan": 25, "multimodal_vae": 60}
+QUICK_EPOCHS = {"vae": 3, "gan": 2, "multimodal_vae": 2}
+
+
+def train_demo_vae(train: dict, test: dict, out: Path, seed: int, epochs: int, log=print):
+    "The demo's VAE (latent 2) on 16×16 digits, saved to `out/vae.keras`; returns (model, history)."
+    import keras
+    from mmgen_nbdev.backend import set_seed
+    from mmgen_nbdev.modalities import image_decoder, image_encoder
+    from mmgen_nbdev.vae import VAE
+    set_seed(seed)
+    vae = VAE(image_encoder((16, 16, 1), 2, gaussian=True), image_decoder(2, (16, 16, 1)), seed=seed)
+    vae.compile(optimizer=keras.optimizers.Adam(2e-3))
+    history = vae.fit(train["image"], epochs=epochs, batch_size=64, validation_data=test["image"], verbose=0,
+                      callbacks=_callbacks("vae", ("neg_elbo", "val_neg_elbo"), out / "vae.keras", log))
+    return vae, history.history
+
+
+def train_demo_gan(train: dict, out: Path, seed: int, epochs: int, log=print):
+    "The demo's conditional DCGAN on 16×16 digits scaled to [−1, 1], saved to `out/gan.keras`; returns (model, history)."
+    from mmgen_nbdev.backend import set_seed
+    from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator
+    set_seed(seed)
+    gan = GAN(dcgan_generator(32, (16, 16, 1), num_classes=10), dcgan_discriminator((16, 16, 1), num_classes=10),
+              value_range=(-1, 1), seed=seed)
+    gan.compile()
+    history = gan.fit(train["image"] * 2 - 1, train["label"], epochs=epochs, batch_size=64, verbose=0,
+                      callbacks=_callbacks("gan", ("d_loss", "g_loss", "d_real", "d_fake"), out / "gan.keras", log))
+    return gan, history.history
+
+
+def train_demo_multimodal(train: dict, out: Path, seed: int, epochs: int, log=print):
+    "The fusion chapter's MoPoE VAE on MultiDigits (image, caption, tone), saved to `out/multimodal.keras`."
+    import keras
+    from mmgen_nbdev.fusion import multidigits_vae
+    model = multidigits_vae("mopoe", seed=seed)
+    decay_steps = epochs * -(-len(train["label"]) // 64)  # as the fusion chapter trains it
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps)))
+    history = model.fit({m: train[m] for m in ("image", "text", "audio")}, epochs=epochs, batch_size=64, verbose=0,
+                        callbacks=_callbacks("multimodal vae", ("image_nll", "text_nll", "audio_nll", "kl"),
+                                             out / "multimodal.keras", log))
+    return model, history.history
+
+# %% ../nbs/90_cli.ipynb #5dda0018
+def _pixel_mean_nll(train_images, test_images) -> float:
+    "Nats per test image under independent Bernoulli pixels at their training means: the VAE's trivial baseline."
+    p = np.clip(np.asarray(train_images, "float64").mean(0), 1e-4, 1 - 1e-4)
+    x = np.asarray(test_images, "float64")
+    return float(-np.mean(np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))))
+
+
+def measure_image_models(vae, gan, vae_history: dict, gan_history: dict, train: dict, test: dict, seed: int,
+                         classifier_epochs: int = 30) -> tuple:
+    "The VAE's and the GAN's measures, their references (keyed alike) and the 500 samples of each: three dicts."
+    from mmgen_nbdev.metrics import (classification_accuracy_score, digit_classifier, digit_frechet_distance,
+                                     iwae_nll, precision_recall)
+    classifier, extractor = digit_classifier(16, epochs=classifier_epochs)
+    features = lambda images: extractor.predict(np.asarray(images, "float32"), verbose=0)
+    asked = np.repeat(np.arange(10), 50)
+    gan_images = (gan.generate(500, labels=asked, seed=seed + 1) + 1) / 2
+    vae_images = vae.sample(500, seed=seed + 1)
+    real_features = features(test["image"])
+    precision, recall = precision_recall(real_features, features(gan_images))
+    read_as = lambda images: np.argmax(classifier.predict(images, verbose=0), axis=-1)
+    halves = test["image"][0::2], test["image"][1::2]
+    real_precision, real_recall = precision_recall(features(halves[0]), features(halves[1]))
+    measures = {
+        "vae": {"test_neg_elbo_nats": float(vae_history["val_neg_elbo"][-1]),
+                "test_nll_iwae64_nats": iwae_nll(vae, test["image"], k=64),
+                "frechet_distance_samples": digit_frechet_distance(test["image"], vae_images),
+                "epochs": len(vae_history["loss"])},
+        "gan": {"frechet_distance_samples": digit_frechet_distance(test["image"], gan_images),
+                "precision": precision, "recall": recall,
+                "classifier_reads_asked_digit": float(np.mean(read_as(gan_images) == asked)),
+                "classification_accuracy_score": classification_accuracy_score(gan_images, asked, test["image"],
+                                                                              test["label"]),
+                "epochs": len(gan_history["d_loss"])}}
+    real_fd = digit_frechet_distance(*halves)
+    pixel_nll = _pixel_mean_nll(train["image"], test["image"])
+    references = {
+        "vae": {"test_neg_elbo_nats": pixel_nll, "test_nll_iwae64_nats": pixel_nll, "frechet_distance_samples": real_fd},
+        "gan": {"frechet_distance_samples": real_fd, "precision": real_precision, "recall": real_recall,
+                "classifier_reads_asked_digit": float(np.mean(read_as(test["image"]) == test["label"])),
+                "classification_accuracy_score": classification_accuracy_score(
+                    train["image"][:500], train["label"][:500], test["image"], test["label"])}}
+    return measures, references, {"vae": vae_images, "gan": gan_images}
+
+# %% ../nbs/90_cli.ipynb #e86e2fa0
+CROSS_MODAL_PAIRS = (("text", "image"), ("audio", "image"), ("image", "text"), ("image", "audio"))
+
+
+def measure_multimodal(model, history: dict, train: dict, test: dict, seed: int) -> tuple:
+    "The multimodal VAE's coherences and linear probe, and their references (real data read by the same readers)."
+    from mmgen_nbdev.metrics import cross_modal_coherence, joint_coherence, linear_probe_accuracy, read_digits
+    modalities = ("image", "text", "audio")
+    encode = lambda split: model.encode({m: split[m] for m in modalities})[0]
+    measures = {**{f"coherence_{a}_to_{b}": cross_modal_coherence(model, test, a, b) for a, b in CROSS_MODAL_PAIRS},
+                "joint_coherence": joint_coherence(model, 500, seed=seed),
+                "linear_probe": linear_probe_accuracy(encode(train), train["label"], encode(test), test["label"]),
+                "epochs": len(history["loss"])}
+    real_reads = {m: read_digits(m, test[m]) for m in modalities}
+    reader_accuracy = {m: float(np.mean(real_reads[m] == test["label"])) for m in modalities}
+    flat = lambda split: split["image"].reshape(len(split["image"]), -1)
+    references = {**{f"coherence_{a}_to_{b}": reader_accuracy[b] for a, b in CROSS_MODAL_PAIRS},
+                  "joint_coherence": float(np.mean((real_reads["image"] == real_reads["text"])
+                                                   & (real_reads["text"] == real_reads["audio"]))),
+                  "linear_probe": linear_probe_accuracy(flat(train), train["label"], flat(test), test["label"])}
+    return measures, references
+
+# %% ../nbs/90_cli.ipynb #05dd9dd3
+_COHERENCE = ("share of test samples whose {b} generated from the {a} shows the sample's digit, as read by the "
+              "package's {b} reader")
+METRIC_NOTES = {  # measure: (label, better, meaning, reference)
+    "test_neg_elbo_nats": ("test −ELBO (nats per image)", "lower", "reconstruction cost plus KL to the prior: an "
+                           "upper bound on −log p(x)", "pixels independent, each at its training mean"),
+    "test_nll_iwae64_nats": ("test NLL, IWAE bound (K = 64)", "lower", "a tighter upper bound on −log p(x) from 64 "
+                             "importance samples", "pixels independent, each at its training mean"),
+    "frechet_distance_samples": ("Fréchet distance, 500 samples", "lower", "distance between Gaussians fitted to the "
+                                 "digit classifier's 64 features of the samples and of the 360 test digits; 0 = same "
+                                 "statistics", "two halves of the real test digits (180 each)"),
+    "precision": ("precision", "higher", "share of samples inside the real digits' k-NN manifold (fidelity)",
+                  "one half of the real test digits against the other"),
+    "recall": ("recall", "higher", "share of real test digits inside the samples' k-NN manifold (diversity)",
+               "one half of the real test digits against the other"),
+    "classifier_reads_asked_digit": ("classifier reads the digit asked for", "higher", "share of the 500 samples "
+                                     "(50 of each digit) the package's classifier reads as the digit requested",
+                                     "chance 0.10; the classifier on real test digits"),
+    "classification_accuracy_score": ("classification accuracy score", "higher", "accuracy on real test digits of a "
+                                      "logistic regression trained on the 500 labelled samples only",
+                                      "chance 0.10; the same regression trained on 500 real training digits"),
+    **{f"coherence_{a}_to_{b}": (f"coherence {a} → {b}", "higher", _COHERENCE.format(a=a, b=b),
+                                 f"chance 0.10; real test {b}s read by the same reader")
+       for a, b in CROSS_MODAL_PAIRS},
+    "joint_coherence": ("joint coherence", "higher", "share of 500 samples from the prior whose image, caption and "
+                        "tone all show the same digit", "chance 0.01; real test triples read by the same readers"),
+    "linear_probe": ("latent linear probe", "higher", "test accuracy of a logistic regression from the joint posterior "
+                     "mean to the digit: how cleanly the latent space separates digits it never saw labelled",
+                     "chance 0.10; the same regression on the raw 16×16 pixels"),
+}
+
+
+def measures_table(measures: dict, references: dict) -> str:
+    "An HTML table of `measures` (those in `METRIC_NOTES`): value, which direction is better, reference, meaning."
+    rows = []
+    for key, value in measures.items():
+        if key not in METRIC_NOTES:
+            continue
+        label, better, meaning, reference = METRIC_NOTES[key]
+        shown = f"{references[key]:.3g}" if key in references else "–"
+        rows.append(f"<tr><td>{html.escape(label)}</td><td><b>{value:.3g}</b></td><td>{better} is better</td>"
+                    f"<td>{html.escape(reference)}: <b>{shown}</b></td><td>{html.escape(meaning)}</td></tr>")
+    return ("<table><tr><th>measure</th><th>value</th><th>better</th><th>reference (same run)</th>"
+            f"<th>what it measures</th></tr>{''.join(rows)}</table>")
+
+# %% ../nbs/90_cli.ipynb #42aa42a5
 def _grid(images, rows, columns, path, titles=None):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.95 + 0.2), squeeze=False)
@@ -150,219 +402,295 @@ def _grid(images, rows, columns, path, titles=None):
     _save(fig, path)
 
 
-CROSS_MODAL_PAIRS = (("text", "image"), ("audio", "image"), ("image", "text"), ("image", "audio"))
+def _loss_curves(histories: dict, path):
+    "The training curves of the three models side by side."
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    panels = [("vae", "VAE: −ELBO (nats)", {"neg_elbo": "train", "val_neg_elbo": "test"}),
+              ("gan", "GAN: losses", {"d_loss": "discriminator", "g_loss": "generator"}),
+              ("multimodal_vae", "Multimodal VAE: −ELBO and its terms (nats, symlog)",
+               {"neg_elbo": "−ELBO", "image_nll": "image NLL", "text_nll": "caption NLL", "audio_nll": "tone NLL",
+                "kl": "KL"})]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.2))
+    for ax, (model, title, curves) in zip(axes, panels):
+        for key, label in curves.items():
+            if key in histories[model]:
+                values = histories[model][key]
+                ax.plot(range(1, len(values) + 1), values, label=label, marker="." if len(values) < 10 else None)
+        ax.set_title(title), ax.set_xlabel("epoch"), ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set_yscale("symlog", linthresh=10)  # the tone's NLL is a hundred times the caption's
+    _save(fig, path)
 
 
 def _cross_modal_grid(model, test, path, n: int = 10):
     "Captions → images, tones → images, images → captions and tones, for `n` test samples of different digits."
     import matplotlib.pyplot as plt
+    from mmgen_nbdev.data import multidigits_vocabulary
     pick = [int(np.flatnonzero(test["label"] == d)[0]) for d in range(n)]
     given = {m: test[m][pick] for m in ("image", "text", "audio")}
-    vocabulary = data.multidigits_vocabulary()
-    rows = [("caption → image", model.generate(given={"text": given["text"]}, target="image")[..., 0],
-             vocabulary.decode_batch(given["text"])),
-            ("tone", given["audio"].transpose(0, 2, 1), None),
-            ("tone → image", model.generate(given={"audio": given["audio"]}, target="image")[..., 0], None),
-            ("image", given["image"][..., 0],
-             vocabulary.decode_batch(model.generate(given={"image": given["image"]}, target="text"))),
-            ("image → tone", model.generate(given={"image": given["image"]}, target="audio").transpose(0, 2, 1), None)]
+    vocabulary = multidigits_vocabulary()
+    generate = lambda source, target: model.generate(given={source: given[source]}, target=target)
+    rows = [("caption (title)\n→ image", generate("text", "image")[..., 0], vocabulary.decode_batch(given["text"])),
+            ("test tone", given["audio"].transpose(0, 2, 1), None),
+            ("tone → image", generate("audio", "image")[..., 0], None),
+            ("test image\n→ caption (title)", given["image"][..., 0],
+             vocabulary.decode_batch(generate("image", "text"))),
+            ("image → tone", generate("image", "audio").transpose(0, 2, 1), None)]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.75 * len(rows)))
     for r, (label, pictures, titles) in enumerate(rows):
+        tone = "tone" in label.split("→")[-1]
         for i in range(n):
             ax = axes[r, i]
-            tone = pictures.shape[1] != pictures.shape[2] or label.endswith("tone") or label == "tone"
             ax.imshow(pictures[i], cmap="magma" if tone else "gray_r", origin="lower" if tone else "upper", aspect="auto")
             ax.set_xticks([]), ax.set_yticks([])
             if titles is not None:
                 ax.set_title(titles[i], fontsize=6)
         axes[r, 0].set_ylabel(label, fontsize=8)
     _save(fig, path)
+    return pick
+
+# %% ../nbs/90_cli.ipynb #7198f4b1
+def tone_from_log_mel(spectrogram, stride: int = 128, low: float = 400.0, high: float = 2000.0,
+                      floor_db: float = 30.0) -> np.ndarray:
+    """A waveform (8 kHz, float32 in [−1, 1]) that sounds like a MultiDigits log-mel `spectrogram` (frames, bands):
+    each band a sine at its centre frequency, its loudness interpolated between frames."""
+    from mmgen_nbdev.checks import check_finite
+    from mmgen_nbdev.data import DB_RANGE, SAMPLE_RATE
+    s = check_finite(spectrogram, "spectrogram").astype("float64")
+    if s.ndim != 2:
+        raise ValueError(f"`spectrogram` must be (frames, bands); got shape {s.shape}.")
+    frames, bands = s.shape
+    db = DB_RANGE[0] + s * (DB_RANGE[1] - DB_RANGE[0])
+    relative = db - db.max()
+    amplitude = np.where(relative > -floor_db, 10 ** (relative / 20), 0.0)  # (frames, bands)
+    mel, hertz = lambda f: 2595 * np.log10(1 + f / 700), lambda m: 700 * (10 ** (m / 2595) - 1)
+    centres = hertz(np.linspace(mel(low), mel(high), bands + 2)[1:-1])  # Keras' (HTK) mel bands
+    t = np.arange(frames * stride) / SAMPLE_RATE
+    frame_times = (np.arange(frames) + 0.5) * stride / SAMPLE_RATE
+    envelope = np.stack([np.interp(t, frame_times, amplitude[:, b]) for b in range(bands)], axis=1)
+    wave = np.sum(envelope * np.sin(2 * np.pi * t[:, None] * centres[None]), axis=1)
+    return (0.9 * wave / max(np.abs(wave).max(), 1e-8)).astype("float32")
 
 
+def _tone_players(out: Path, test: dict, pick, generated_audio) -> str:
+    "Write each picked test tone and the tone generated from its image as WAV files; return the HTML players."
+    from mmgen_nbdev.data import write_wav
+    rows = []
+    for digit, (i, generated) in enumerate(zip(pick, generated_audio)):
+        write_wav(out / f"tone_test_{digit}.wav", test["waveform"][i])
+        write_wav(out / f"tone_from_image_{digit}.wav", tone_from_log_mel(generated))
+        rows.append(f'<tr><td>{digit}</td><td><audio controls preload="none" src="tone_test_{digit}.wav"></audio></td>'
+                    f'<td><audio controls preload="none" src="tone_from_image_{digit}.wav"></audio></td></tr>')
+    return ('<table class="players"><tr><th>digit</th><th>test tone</th><th>tone generated from the test image '
+            '(resynthesised from its log-mel spectrogram)</th></tr>' + "".join(rows) + "</table>")
+
+# %% ../nbs/90_cli.ipynb #1c32d806
+def demo_sections(metrics: dict, tones_html: str = "") -> list:
+    "The sections of the demo's page (see `write_page`) from its `metrics`, as `run_demo` writes them."
+    v, g, mm, refs = metrics["vae"], metrics["gan"], metrics["multimodal_vae"], metrics["references"]
+    steps = ", ".join(f"{k.replace('_', ' ')} {s:.0f} s" for k, s in metrics["seconds_by_step"].items())
+    return [
+        {"heading": "This run", "text": f"Backend: {metrics['backend']}. Epochs: VAE {v['epochs']}, GAN {g['epochs']}, "
+                                        f"multimodal VAE {mm['epochs']}. Total time: {metrics['seconds']:.0f} s "
+                                        f"({steps})."},
+        {"heading": "VAE: reconstructions", "image": "vae_reconstructions.png",
+         "text": "Top: test digits; bottom: decoded from their posterior means."},
+        {"heading": "VAE: samples from the prior", "image": "vae_samples.png", "text": "Thirty of the 500 samples measured below."},
+        {"heading": "VAE: the latent space", "image": "vae_latent.png",
+         "text": "Posterior means of the test digits, coloured by digit (the model never saw a label).",
+         "html": measures_table(v, refs["vae"])},
+        {"heading": "Conditional GAN: digits on request", "image": "gan_samples.png",
+         "text": "Three samples of each digit, asked for by its label.", "html": measures_table(g, refs["gan"])},
+        {"heading": "Multimodal VAE (MoPoE): any modality from any other", "image": "multimodal.png",
+         "text": "Rows: test captions (titles) and the images generated from them; test tones (log-mel) and the images "
+                 "generated from them; test images with the captions generated from them (titles); the tones generated "
+                 "from the same images. Below, the same ten tones to play: each test tone and the tone generated from "
+                 "the test image of its digit.",
+         "html": tones_html + measures_table(mm, refs["multimodal_vae"])},
+        {"heading": "Training curves", "image": "losses.png",
+         "text": "Per epoch: the VAE's −ELBO on training and test digits, the GAN's two losses, and the multimodal "
+                 "VAE's −ELBO with its terms (negative log-likelihood of each modality and the KL)."},
+        {"heading": "Files", "html": '<p><a href="metrics.json">metrics.json</a> (every number above, references '
+         'included) · <a href="vae.keras">vae.keras</a> · <a href="gan.keras">gan.keras</a> · '
+         '<a href="multimodal.keras">multimodal.keras</a>: load with <code>import mmgen_nbdev</code> then '
+         '<code>keras.saving.load_model(path)</code>.</p>'},
+    ]
+
+# %% ../nbs/90_cli.ipynb #e0594b2e
+def write_demo_figures(out: Path, models: dict, histories: dict, samples: dict, digits_test: dict,
+                       multi_test: dict) -> str:
+    "Draw the demo's figures into `out` and write its tones; return the HTML of the tone players."
+    import keras
+    import matplotlib.pyplot as plt
+    vae, multimodal = models["vae"], models["multimodal_vae"]
+    test = digits_test["image"]
+    _grid(np.concatenate([test[:10], vae.reconstruct(test[:10])]), 2, 10, out / "vae_reconstructions.png")
+    _grid(samples["vae"][:30], 3, 10, out / "vae_samples.png")
+    by_digit = samples["gan"].reshape(10, 50, 16, 16, 1)[:, :3].transpose(1, 0, 2, 3, 4).reshape(30, 16, 16, 1)
+    _grid(by_digit, 3, 10, out / "gan_samples.png", titles=[str(d) for d in range(10)])
+    means = keras.ops.convert_to_numpy(vae.encode(test)[0])
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    points = ax.scatter(means[:, 0], means[:, 1], c=digits_test["label"], cmap="tab10", s=8)
+    fig.colorbar(points, ticks=range(10), label="digit"); ax.set_xlabel("$z_1$"); ax.set_ylabel("$z_2$")
+    _save(fig, out / "vae_latent.png")
+    _loss_curves(histories, out / "losses.png")
+    pick = _cross_modal_grid(multimodal, multi_test, out / "multimodal.png")
+    generated = multimodal.generate(given={"image": multi_test["image"][pick]}, target="audio")
+    return _tone_players(out, multi_test, pick, generated)
+
+# %% ../nbs/90_cli.ipynb #4c75d102
 def run_demo(out, seed: int = 0, quick: bool = False, log=print) -> dict:
     "Train a VAE and a conditional GAN on the digits and a multimodal VAE on MultiDigits; write the report into `out`; return the metrics."
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from mmgen_nbdev.callbacks import SafeCheckpoint
-    from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator
-    from mmgen_nbdev.fusion import multidigits_vae
-    from mmgen_nbdev.metrics import (classification_accuracy_score, cross_modal_coherence, digit_classifier,
-                                     digit_frechet_distance, iwae_nll, joint_coherence, linear_probe_accuracy,
-                                     precision_recall)
-    from mmgen_nbdev.modalities import image_decoder, image_encoder
-    from mmgen_nbdev.vae import VAE
+    from mmgen_nbdev import data
+    from mmgen_nbdev.backend import backend_report
+    seed, out = check_seed(seed), check_writable_folder(out, "out")  # before anything trains
+    epochs = QUICK_EPOCHS if quick else DEMO_EPOCHS
+    start = step_start = time.perf_counter()
+    steps = {}
 
-    seed = check_seed(seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    train, test = data.load_digits("train", image_size=16), data.load_digits("test", image_size=16)
-    multi_train, multi_test = data.load_multidigits("train"), data.load_multidigits("test")
-    log(f"{backend_report()}\ntraining on {len(train['label'])} handwritten digits (16×16), testing on {len(test['label'])}")
+    def lap(name):
+        nonlocal step_start
+        steps[name], step_start = time.perf_counter() - step_start, time.perf_counter()
 
-    set_seed(seed)
-    vae = VAE(image_encoder((16, 16, 1), 2, gaussian=True), image_decoder(2, (16, 16, 1)), seed=seed)
-    vae.compile(optimizer=keras.optimizers.Adam(2e-3))
-    vae_history = vae.fit(train["image"], epochs=3 if quick else 40, batch_size=64, validation_data=test["image"],
-                          verbose=0, callbacks=[EpochProgress("vae", ("neg_elbo", "val_neg_elbo"), log),
-                                                SafeCheckpoint(out / "vae.keras", verbose=False)])
-
-    set_seed(seed)
-    gan = GAN(dcgan_generator(32, (16, 16, 1), num_classes=10), dcgan_discriminator((16, 16, 1), num_classes=10),
-              value_range=(-1, 1), seed=seed)
-    gan.compile()
-    gan_history = gan.fit(train["image"] * 2 - 1, train["label"], epochs=2 if quick else 25, batch_size=64,
-                          verbose=0, callbacks=[EpochProgress("gan", ("d_loss", "g_loss", "d_real", "d_fake"), log),
-                                                SafeCheckpoint(out / "gan.keras", verbose=False)])
-
-    set_seed(seed)
-    multimodal = multidigits_vae("mopoe", seed=seed)
-    multimodal_epochs = 2 if quick else 60
-    decay_steps = multimodal_epochs * -(-len(multi_train["label"]) // 64)  # as the fusion chapter trains it
-    multimodal.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps)))
-    modalities = {m: multi_train[m] for m in ("image", "text", "audio")}
-    multimodal_history = multimodal.fit(modalities, epochs=multimodal_epochs, batch_size=64, verbose=0,
-                                        callbacks=[EpochProgress("multimodal vae", ("image_nll", "text_nll", "kl"), log),
-                                                   SafeCheckpoint(out / "multimodal.keras", verbose=False)])
-
+    digits = {s: data.load_digits(s, image_size=16) for s in ("train", "test")}
+    multi = {s: data.load_multidigits(s) for s in ("train", "test")}
+    log(f"{backend_report()}\ntraining on {len(digits['train']['label'])} handwritten digits (16×16), "
+        f"testing on {len(digits['test']['label'])}")
+    models, histories = {}, {}
+    models["vae"], histories["vae"] = train_demo_vae(digits["train"], digits["test"], out, seed, epochs["vae"], log)
+    lap("vae")
+    models["gan"], histories["gan"] = train_demo_gan(digits["train"], out, seed, epochs["gan"], log)
+    lap("gan")
+    models["multimodal_vae"], histories["multimodal_vae"] = train_demo_multimodal(
+        multi["train"], out, seed, epochs["multimodal_vae"], log)
+    lap("multimodal_vae")
     log("measuring")
-    classifier, extractor = digit_classifier(16, epochs=5 if quick else 30)
-    asked = np.repeat(np.arange(10), 50)
-    gan_images = (gan.generate(500, labels=asked, seed=seed + 1) + 1) / 2
-    vae_images = vae.sample(500, seed=seed + 1)
-    real_features = extractor.predict(test["image"], verbose=0)
-    precision, recall = precision_recall(real_features, extractor.predict(gan_images, verbose=0))
-    read_as = np.argmax(classifier.predict(gan_images, verbose=0), axis=-1)
-    metrics = {
-        "backend": backend_report().backend,
-        "vae": {"test_neg_elbo_nats": float(vae_history.history["val_neg_elbo"][-1]),
-                "test_nll_iwae64_nats": iwae_nll(vae, test["image"], k=64),
-                "frechet_distance_samples": digit_frechet_distance(test["image"], vae_images),
-                "epochs": len(vae_history.history["loss"])},
-        "gan": {"frechet_distance_samples": digit_frechet_distance(test["image"], gan_images),
-                "precision": precision, "recall": recall,
-                "classifier_reads_asked_digit": float(np.mean(read_as == asked)),
-                "classification_accuracy_score": classification_accuracy_score(gan_images, asked, test["image"],
-                                                                              test["label"]),
-                "epochs": len(gan_history.history["d_loss"])},
-        "multimodal_vae": {**{f"coherence_{a}_to_{b}": cross_modal_coherence(multimodal, multi_test, a, b)
-                              for a, b in CROSS_MODAL_PAIRS},
-                           "joint_coherence": joint_coherence(multimodal, 500, seed=seed),
-                           "linear_probe": linear_probe_accuracy(
-                               multimodal.encode(modalities)[0], multi_train["label"],
-                               multimodal.encode({m: multi_test[m] for m in modalities})[0], multi_test["label"]),
-                           "epochs": len(multimodal_history.history["loss"])},
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-
+    measures, references, samples = measure_image_models(models["vae"], models["gan"], histories["vae"],
+                                                         histories["gan"], digits["train"], digits["test"], seed,
+                                                         classifier_epochs=5 if quick else 30)
+    measures["multimodal_vae"], references["multimodal_vae"] = measure_multimodal(
+        models["multimodal_vae"], histories["multimodal_vae"], multi["train"], multi["test"], seed)
+    lap("measuring")
     log("writing the report")
-    _grid(np.concatenate([test["image"][:10], vae.reconstruct(test["image"][:10])]), 2, 10,
-          out / "vae_reconstructions.png")
-    _grid(vae_images[:30], 3, 10, out / "vae_samples.png")
-    _grid(gan_images.reshape(10, 50, 16, 16, 1)[:, :3].transpose(1, 0, 2, 3, 4).reshape(30, 16, 16, 1), 3, 10,
-          out / "gan_samples.png", titles=[str(d) for d in range(10)])
-    means = keras.ops.convert_to_numpy(vae.encode(test["image"])[0])
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    points = ax.scatter(means[:, 0], means[:, 1], c=test["label"], cmap="tab10", s=8)
-    fig.colorbar(points, ticks=range(10), label="digit"); ax.set_xlabel("$z_1$"); ax.set_ylabel("$z_2$")
-    _save(fig, out / "vae_latent.png")
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3))
-    ax[0].plot(vae_history.history["neg_elbo"], label="train"); ax[0].plot(vae_history.history["val_neg_elbo"], label="test")
-    ax[0].set_title("VAE: negative ELBO (nats)"); ax[0].legend()
-    for key in ("d_loss", "g_loss"):
-        ax[1].plot(gan_history.history[key], label=key)
-    ax[1].set_title("GAN losses"); ax[1].legend()
-    for a in ax:
-        a.set_xlabel("epoch")
-    _save(fig, out / "losses.png")
-
-    _cross_modal_grid(multimodal, multi_test, out / "multimodal.png")
-
-    v, g, mm = metrics["vae"], metrics["gan"], metrics["multimodal_vae"]
-    coherence_table = "".join(f"<tr><td>{a} → {b}</td><td>{mm[f'coherence_{a}_to_{b}']:.3f}</td></tr>"
-                              for a, b in CROSS_MODAL_PAIRS)
-    sections = [
-        {"heading": "VAE: reconstructions", "image": "vae_reconstructions.png",
-         "text": f"Top: test digits; bottom: decoded from their posterior means. Test −ELBO {v['test_neg_elbo_nats']:.1f} "
-                 f"nats, IWAE (K=64) NLL {v['test_nll_iwae64_nats']:.1f} nats."},
-        {"heading": "VAE: samples from the prior", "image": "vae_samples.png",
-         "text": f"Fréchet distance to the test digits, in the package classifier's features: {v['frechet_distance_samples']:.2f}."},
-        {"heading": "VAE: the latent space", "image": "vae_latent.png",
-         "text": "Posterior means of the test digits, coloured by digit (the model never saw a label)."},
-        {"heading": "Conditional GAN: digits on request", "image": "gan_samples.png",
-         "text": f"Three samples of each digit. Fréchet distance {g['frechet_distance_samples']:.2f}; precision "
-                 f"{g['precision']:.2f}, recall {g['recall']:.2f}; the classifier reads the digit asked for in "
-                 f"{g['classifier_reads_asked_digit']:.0%}; a classifier trained on the samples scores "
-                 f"{g['classification_accuracy_score']:.0%} on real test digits."},
-        {"heading": "Multimodal VAE (MoPoE): any modality from any other", "image": "multimodal.png",
-         "text": "Rows: a test caption and the image generated from it; a test tone (log-mel) and the image generated "
-                 "from it; a test image and the caption and tone generated from it. Coherence: how often the "
-                 "generated modality shows the digit of its source, read by the package's readers.",
-         "html": f"<table><tr><th>generation</th><th>coherence</th></tr>{coherence_table}"
-                 f"<tr><td>joint (from the prior)</td><td>{mm['joint_coherence']:.3f}</td></tr>"
-                 f"<tr><td>latent linear probe</td><td>{mm['linear_probe']:.3f}</td></tr></table>"},
-        {"heading": "Training curves", "image": "losses.png", "text": f"Total time: {metrics['seconds']:.0f} s."},
-        {"heading": "Files", "text": "", "html": '<p><a href="metrics.json">metrics.json</a> · <a href="vae.keras">'
-         'vae.keras</a> · <a href="gan.keras">gan.keras</a> · <a href="multimodal.keras">multimodal.keras</a> '
-         '(load with keras.saving.load_model after importing mmgen_nbdev.vae, .gan and .fusion)</p>'},
-    ]
-    index = write_page(out / "index.html", "mmgen_nbdev demo: a VAE, a GAN and a multimodal VAE on handwritten digits", sections)
-    log(f"wrote {index} in {time.perf_counter() - start:.0f} s")
+    tones = write_demo_figures(out, models, histories, samples, digits["test"], multi["test"])
+    lap("figures")
+    metrics = {"backend": backend_report().backend, **measures, "references": references,
+               "seconds": round(time.perf_counter() - start), "seconds_by_step": {k: round(s, 1) for k, s in steps.items()}}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    index = write_page(out / "index.html", "mmgen_nbdev demo: a VAE, a GAN and a multimodal VAE on handwritten digits",
+                       demo_sections(metrics, tones))
+    log(f"wrote {index} in {metrics['seconds']} s")
     return metrics
 
+# %% ../nbs/90_cli.ipynb #dccb63d9
+def _usage(check, name: str, number: bool = False):
+    "An argparse `type` that applies `check(value, name)`; its refusal becomes a usage error (exit 2, one line)."
+    def convert(text):
+        value = text
+        if number:
+            try:
+                value = int(text)
+            except ValueError:
+                pass  # the check words the refusal
+        try:
+            return check(value, name)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"`{name}` ").rstrip(".")) from None
+    convert.__name__ = name
+    return convert
+
+
+def _selection(allowed, what: str = ""):
+    "An argparse `type` for a comma-separated selection, without repeats, of the names in `allowed`."
+    def convert(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names or any(n not in allowed for n in names) or len(set(names)) < len(names):
+            raise argparse.ArgumentTypeError(f"must be a comma-separated selection of {', '.join(allowed) or 'none'}"
+                                             f"{what}; got {text!r}")
+        return names
+    return convert
+
 # %% ../nbs/90_cli.ipynb #4551a64a
-def _positive_seed(text):
-    try:
-        return check_seed(int(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from error
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose usage error is one line on stderr (exit status 2): what is wrong, and where help is."
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of the `mmgen` command."
-    parser = argparse.ArgumentParser(prog="mmgen", description="mmgen_nbdev: generative models across modalities.")
+    "The argument parser of the `mmgen` command; every value is checked here, so a bad one is a usage error."
+    parser = _Parser(prog="mmgen", description="mmgen_nbdev: generative models across modalities.")
+    parser.add_argument("--version", action="version", version=f"mmgen {mmgen_nbdev.__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's native logs and warnings")
+    common = _Parser(add_help=False)  # --verbose also after the command, without overriding
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    seed, out = _usage(check_seed, "seed", number=True), _usage(check_writable_folder, "out")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser("demo", help="train a VAE and a GAN on the embedded digits and write a report")
-    demo.add_argument("--out", required=True, type=Path, help="folder to write index.html, figures and models to")
-    demo.add_argument("--seed", type=_positive_seed, default=0, help="seed of the run")
+    add = lambda name, help: commands.add_parser(name, help=help, description=help, parents=[common])
+    demo = add("demo", "train a VAE, a GAN and a multimodal VAE on the embedded digits and write a report")
+    demo.add_argument("--out", required=True, type=out, help="folder to write index.html, figures and models to "
+                                                            "(created; checked for writing before anything trains)")
+    demo.add_argument("--seed", type=seed, default=0, help="seed of the run (0 to 2**32 - 1)")
     demo.add_argument("--quick", action="store_true", help="a few epochs only (a smoke test)")
-    datasets = commands.add_parser("datasets", help="write a preview of every embedded dataset to a folder")
-    datasets.add_argument("--out", required=True, type=Path, help="folder to write index.html and the previews to")
-    datasets.add_argument("--seed", type=_positive_seed, default=0, help="seed of the pairing, captions and tones")
-    commands.add_parser("info", help="report the Keras backend and the devices it sees")
-    bench = commands.add_parser("bench", help="measure training speed, time to quality and memory, ours against "
-                                              "keras.io-style references, on every installed backend")
-    bench.add_argument("--out", required=True, type=Path, help="folder to write bench.json and bench.md to")
-    bench.add_argument("--backends", type=_names, default=None, help="comma-separated backends (default: installed)")
-    bench.add_argument("--models", type=_names, default=None, help="comma-separated models (default: all)")
-    bench.add_argument("--rounds", type=int, default=None, help="rounds of throughput side by side (default 10)")
+    datasets = add("datasets", "write a preview of every embedded dataset to a folder")
+    datasets.add_argument("--out", required=True, type=out, help="folder to write index.html and the previews to")
+    datasets.add_argument("--seed", type=seed, default=0, help="seed of the pairing, captions and tones")
+    add("info", "report the Keras backend and the devices it sees")
+    bench = add("bench", "measure training speed, time to quality and memory, ours against keras.io-style "
+                         "references, on every installed backend")
+    bench.add_argument("--out", required=True, type=out, help="folder to write bench.json and bench.md to")
+    bench.add_argument("--backends", type=_selection(installed_backend_names(), " (the installed backends)"),
+                       default=None, help="comma-separated backends (default: every installed one)")
+    bench.add_argument("--models", type=_selection(BENCH_MODEL_NAMES), default=None,
+                       help=f"comma-separated models among {', '.join(BENCH_MODEL_NAMES)} (default: all)")
+    bench.add_argument("--rounds", type=_usage(check_positive_int, "rounds", number=True), default=None,
+                       help="rounds of throughput side by side (default 10)")
     bench.add_argument("--no-notebooks", dest="notebooks", action="store_false", help="skip timing nbdev_test")
     bench.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     return parser
 
+# %% ../nbs/90_cli.ipynb #66ac249c
+def _info(args) -> int:
+    from mmgen_nbdev.backend import backend_report
+    print(backend_report())
+    return 0
 
-def _names(text):
-    return [name.strip() for name in text.split(",") if name.strip()]
+
+def _demo(args) -> int:
+    run_demo(args.out, seed=args.seed, quick=args.quick)
+    print(f"open {args.out / 'index.html'}")
+    return 0
+
+
+def _datasets(args) -> int:
+    start = time.perf_counter()
+    write_dataset_previews(args.out, seed=args.seed)
+    print(f"done in {time.perf_counter() - start:.1f} s; open {args.out / 'index.html'}")
+    return 0
+
+
+def _bench(args) -> int:
+    from mmgen_nbdev.bench import run_bench
+    report = run_bench(args.out, backends=args.backends, models=args.models, quick=args.quick, rounds=args.rounds,
+                       notebooks=args.notebooks)
+    print((args.out / "bench.md").read_text())
+    return 1 if report["errors"] else 0
+
+
+COMMANDS = {"info": _info, "demo": _demo, "datasets": _datasets, "bench": _bench}
 
 
 def main(argv=None) -> int:
-    "Run the `mmgen` command with `argv` (default: the process's arguments)."
-    args = build_parser().parse_args(argv)
-    if args.command == "info":
-        print(backend_report())
-    elif args.command == "demo":
-        run_demo(args.out, seed=args.seed, quick=args.quick)
-        print(f"open {args.out / 'index.html'}")
-    elif args.command == "datasets":
-        start = time.perf_counter()
-        write_dataset_previews(args.out, seed=args.seed)
-        print(f"done in {time.perf_counter() - start:.1f} s; open {args.out / 'index.html'}")
-    elif args.command == "bench":
-        from mmgen_nbdev.bench import run_bench
-        report = run_bench(args.out, backends=args.backends, models=args.models, quick=args.quick,
-                           rounds=args.rounds, notebooks=args.notebooks)
-        print((args.out / "bench.md").read_text())
-        return 1 if report["errors"] else 0
-    return 0
+    "Run the `mmgen` command with `argv` (default: the process's arguments); a bad argument exits with status 2."
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = keras_backend_problem()
+    if problem:
+        parser.error(problem)
+    quiet_native_logs(args.verbose)
+    import_keras(args.verbose)
+    return COMMANDS[args.command](args)
