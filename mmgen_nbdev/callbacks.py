@@ -3,41 +3,232 @@
 # %% ../nbs/06_callbacks.ipynb #9104488e
 from __future__ import annotations
 
+import importlib
+import json
 import math
+import os
+import threading
+import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
+
+from .checks import check_writable_folder, is_number
 
 # %% auto #0
-__all__ = ['SafeCheckpoint']
+__all__ = ['StopOnNonFinite', 'with_guard', 'first_non_finite_variable', 'read_archive_config', 'archive_class', 'load_model',
+           'SafeCheckpoint']
+
+# %% ../nbs/06_callbacks.ipynb #e689b04b
+class StopOnNonFinite(keras.callbacks.Callback):
+    """After every training batch, check every number Keras logs (`loss` and each term: `reconstruction`, `kl`,
+    `d_loss`, `g_loss`, ...); at the first NaN or infinite one, stop training with a `FloatingPointError` that
+    names the term, the epoch and the batch."""
+
+    # Keras may run an async-safe batch check in a worker thread (JAX, torch), so it never holds training up.
+    # Batches can finish out of order there: the error waits until every earlier batch has been checked.
+    async_safe = True
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self.on_epoch_begin(0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Read the model here, in the training thread: on JAX `self.model` syncs the state, a worker must not.
+        model = self.model
+        self._steps = getattr(model, "steps_per_execution", 1) or 1
+        self._terms = [metric.name for metric in getattr(model, "metrics", [])]
+        self.epoch, self._checked, self._next, self._first_bad, self._raised = epoch, set(), 0, None, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = bool(logs) and not all(math.isfinite(v) for v in logs.values() if is_number(v))
+        call = batch // self._steps  # 0, 1, 2, ...: one per call, also with steps_per_execution > 1
+        with self._lock:
+            if bad and (self._first_bad is None or call < self._first_bad[0]):
+                self._first_bad = (call, self._message(batch, logs))
+            self._checked.add(call)
+            while self._next in self._checked:  # every call before self._next has been checked
+                self._checked.discard(self._next)
+                self._next += 1
+            if self._raised or self._first_bad is None or self._next <= self._first_bad[0]:
+                return
+            self._raised = True
+        raise FloatingPointError(self._first_bad[1])
+
+    def _message(self, batch, logs) -> str:
+        "What went non-finite first (in the model's order of terms; `loss` last, as it sums the others) and what to do."
+        order = [k for k in self._terms if k in logs and k != "loss"]
+        order += sorted(k for k in logs if k not in order and k != "loss") + (["loss"] if "loss" in logs else [])
+        term = next(k for k in order if is_number(logs[k]) and not math.isfinite(logs[k]))
+        first = batch - batch % self._steps
+        batches = f"batch {batch + 1}" if first == batch else f"batches {first + 1}-{batch + 1}"
+        loss = f"; loss = {logs['loss']}" if "loss" in logs and term != "loss" else ""
+        return (f"training stopped at epoch {self.epoch + 1}, {batches}: `{term}` is {logs[term]} (the first "
+                f"non-finite term{loss}). This batch's update has been applied, so the weights in memory may hold "
+                "NaN; the weights before it are not kept. Lower the learning rate (or clip gradients with the "
+                "optimizer's `clipnorm`), check the data for NaN or infinite values, and keep a SafeCheckpoint in "
+                "`callbacks`: it holds the last good epoch (`checkpoint.restore()` loads it).")
+
+# %% ../nbs/06_callbacks.ipynb #b009358a
+def with_guard(callbacks=None) -> list:
+    "`callbacks` (None, one callback or a list) as a list that ends with a `StopOnNonFinite`, unless it holds one."
+    if callbacks is None:
+        callbacks = []
+    elif isinstance(callbacks, keras.callbacks.Callback):
+        callbacks = [callbacks]
+    elif isinstance(callbacks, (list, tuple)):
+        callbacks = keras.tree.flatten(list(callbacks))
+    else:
+        raise TypeError(f"`callbacks` must be a keras Callback or a list of them; got a {type(callbacks).__name__}.")
+    stray = next((c for c in callbacks if not isinstance(c, keras.callbacks.Callback)), None)
+    if stray is not None:
+        raise TypeError(f"`callbacks` must hold keras Callbacks only; got a {type(stray).__name__}.")
+    if any(isinstance(c, StopOnNonFinite) for c in callbacks):
+        return list(callbacks)
+    return [*callbacks, StopOnNonFinite()]
+
+# %% ../nbs/06_callbacks.ipynb #8c5d97f7
+def _variable_groups(model):
+    "The variables a checkpoint saves, in the order a reader would look: trained weights, statistics, optimizer."
+    optimizer = getattr(model, "optimizer", None)
+    return (("trainable weight", model.trainable_variables),
+            ("non-trainable variable", model.non_trainable_variables),
+            ("optimizer variable", optimizer.variables if optimizer is not None and optimizer.built else []))
+
+
+def first_non_finite_variable(model) -> str | None:
+    "A phrase naming the first variable of `model` (weights, statistics, optimizer state) with NaN or ±inf, or None."
+    seen = set()
+    for kind, variables in _variable_groups(model):
+        for variable in variables:
+            if id(variable) in seen or not keras.backend.is_float_dtype(variable.dtype):
+                continue
+            seen.add(id(variable))
+            values = keras.ops.convert_to_numpy(variable)
+            if not np.isfinite(values).all():
+                return (f"the {kind} `{variable.path}` holds {int(np.isnan(values).sum())} NaN and "
+                        f"{int(np.isinf(values).sum())} infinite values")
+    return None
+
+# %% ../nbs/06_callbacks.ipynb #2b8b4aba
+def _check_keras_path(path, name: str = "path") -> Path:
+    "`path` as a `Path` if it is a str or path-like ending in `.keras`, else a `TypeError` or `ValueError`."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`{name}` must be a str or path naming a .keras file; got a {type(path).__name__}.")
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"`{name}` must name a .keras file; got {str(path)!r}.")
+    return path
+
+# %% ../nbs/06_callbacks.ipynb #91cec6f8
+def read_archive_config(path) -> dict:
+    "The model config inside the `.keras` archive at `path`, after checking the archive is whole, else a `ValueError`."
+    def unreadable(why):
+        return ValueError(f"{str(path)!r} is not a readable .keras archive ({why}); it may be truncated or "
+                          "corrupt: save the model again or use an earlier copy.")
+    if not zipfile.is_zipfile(path):
+        raise unreadable("it is not a zip archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # reads every member and checks its CRC
+            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+            config = None if damaged or missing else json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise unreadable(f"{type(error).__name__}: {error}") from None
+    if damaged:
+        raise unreadable(f"its member {damaged!r} fails its checksum")
+    if missing:
+        raise unreadable(f"it has no {' or '.join(sorted(missing))}")
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise unreadable("its config.json names no class")
+    return config
+
+
+def archive_class(config) -> type | None:
+    """The class a `.keras` config names, or None if it cannot be found: a registered class, else one from Keras's
+    or this package's modules (imported on demand, which also registers this package's classes)."""
+    name, module, registered = config["class_name"], config.get("module"), config.get("registered_name")
+    found = keras.saving.get_registered_object(registered) if registered else None
+    if found is None and isinstance(module, str) and module.split(".")[0] in {"keras", "mmgen_nbdev"}:
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            found = None
+        if registered and not isinstance(found, type):
+            found = keras.saving.get_registered_object(registered)
+    return found if isinstance(found, type) else None
+
+
+def _class_name(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def load_model(path, expected=None, **kwargs):
+    """Load a model from a `.keras` file, failing by cause: `FileNotFoundError` when there is no file, `ValueError`
+    when it is not a readable `.keras` archive, `TypeError` when it holds a class other than `expected` (a class or
+    a tuple of classes). Keyword arguments go to `keras.saving.load_model`."""
+    path = _check_keras_path(path)
+    classes = expected if isinstance(expected, tuple) else (expected,)
+    if expected is not None and not (classes and all(isinstance(c, type) for c in classes)):
+        raise TypeError(f"`expected` must be a class or a tuple of classes; got {expected!r}.")
+    if not path.exists():
+        raise FileNotFoundError(f"No such .keras file: {str(path)!r}.")
+    if path.is_dir():
+        raise ValueError(f"`path` must name a .keras file; {str(path)!r} is a folder.")
+    config = read_archive_config(path)
+    found = archive_class(config)
+    if expected is not None:
+        wanted = " or ".join(_class_name(c) for c in classes)
+        held = _class_name(found) if found is not None else (config.get("registered_name") or config["class_name"])
+        matches = (issubclass(found, classes) if found is not None
+                   else config["class_name"] in {c.__name__ for c in classes})
+        if not matches:
+            raise TypeError(f"{str(path)!r} holds a {held}, not the expected {wanted}.")
+    model = keras.saving.load_model(path, **kwargs)
+    if expected is not None and not isinstance(model, classes):
+        raise TypeError(f"{str(path)!r} loaded as a {_class_name(type(model))}, not the expected {wanted}.")
+    return model
 
 # %% ../nbs/06_callbacks.ipynb #786eaa6a
 class SafeCheckpoint(keras.callbacks.Callback):
-    """Save the model to `path` (a `.keras` file) after every epoch whose logs are all finite; on a NaN or
-    infinite value, stop training with a message and keep the last good checkpoint."""
+    """Save the model to `path` (a `.keras` file) after every epoch whose logs and variables are all finite; on a
+    NaN or infinite one, stop training with a message and keep the last good checkpoint."""
 
     def __init__(self, path, verbose: bool = True):
         super().__init__()
-        self.path = Path(path)
-        if self.path.suffix != ".keras":
-            raise ValueError(f"`path` must name a .keras file; got {str(path)!r}.")
+        self.path = _check_keras_path(path)
+        if self.path.is_dir():
+            raise ValueError(f"`path` must name a .keras file; {str(path)!r} is a folder.")
+        try:
+            check_writable_folder(self.path.parent, "path")
+        except ValueError as error:
+            raise ValueError(f"`path` must be a .keras file in a folder this process can write to; got "
+                             f"{str(path)!r}, whose folder fails: {error}") from None
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise ValueError(f"`path` must be a .keras file this process can write; {str(path)!r} is read-only.")
         self.verbose = verbose
-        self.last_good_epoch = None
-        self.stopped_epoch = None
-        self.message = None
+        self.last_good_epoch = self.stopped_epoch = self.message = None
 
     def on_epoch_end(self, epoch, logs=None):
-        bad = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float)) and not math.isfinite(v)}
-        if bad:
-            self.stopped_epoch = epoch
-            kept = (f"the checkpoint of epoch {self.last_good_epoch + 1} in {self.path} is kept"
-                    if self.last_good_epoch is not None else "no checkpoint had been written")
-            self.message = (f"Training stopped at epoch {epoch + 1}: "
-                            f"{', '.join(f'{k} = {v}' for k, v in bad.items())}; {kept}.")
-            if self.verbose:
-                print(self.message)
-            self.model.stop_training = True
+        bad = {k: v for k, v in (logs or {}).items() if is_number(v) and not math.isfinite(v)}
+        problem = ", ".join(f"{k} = {v}" for k, v in bad.items()) if bad else first_non_finite_variable(self.model)
+        if problem is None:
+            self.model.save(self.path)
+            self.last_good_epoch = epoch
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.model.save(self.path)
-        self.last_good_epoch = epoch
+        self.stopped_epoch = epoch
+        kept = (f"the checkpoint of epoch {self.last_good_epoch + 1} in {self.path} is kept"
+                if self.last_good_epoch is not None else "no checkpoint had been written")
+        self.message = f"Training stopped at epoch {epoch + 1}: {problem}; {kept}."
+        if self.verbose:
+            print(self.message)
+        self.model.stop_training = True
+
+    def restore(self, **kwargs):
+        "The last good model, loaded from `path` with `load_model` (keyword arguments go to it)."
+        if not self.path.exists():
+            raise FileNotFoundError(f"{str(self.path)!r} holds no checkpoint yet: no epoch has ended with finite "
+                                    "logs and variables.")
+        return load_model(self.path, expected=type(self.model) if self.model is not None else None, **kwargs)
