@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from .callbacks import with_guard
 from .checks import check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
 # %% auto #0
@@ -255,8 +256,9 @@ def check_shape(x, expected_shape, name: str = "x"):
 
 class ComposedModel(SavesRandomState):
     """Mixin for a `keras.Model` built from sub-networks: checks array inputs with `check_inputs` (and the loop's
-    counts) at `fit`, `evaluate` and `predict` before Keras traces anything, saves the networks named in
-    `networks` plus `config_values()` in its config, and its random state in its weights."""
+    counts) at `fit`, `evaluate` and `predict` before Keras traces anything, stops `fit` at the first batch whose
+    loss is NaN or infinite (`StopOnNonFinite`: streamed data are only seen batch by batch), saves the networks
+    named in `networks` plus `config_values()` in its config, and its random state in its weights."""
     networks: tuple = ()
 
     def check_inputs(self, x, name: str):
@@ -278,7 +280,8 @@ class ComposedModel(SavesRandomState):
             self.check_inputs(validation_data, "validation_data")
         elif isinstance(validation_data, tuple) and validation_data and isinstance(validation_data[0], np.ndarray):
             self.check_inputs(validation_data[0], "validation_data")
-        return super().fit(x, y, *args, **kwargs)
+        arguments["callbacks"] = with_guard(arguments.get("callbacks"))
+        return super().fit(**{name: value for name, value in arguments.items() if name != "self"})
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         check_loop_arguments("evaluate", x, y, *args, **kwargs)

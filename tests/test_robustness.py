@@ -228,3 +228,29 @@ def test_repeated_generation_runs_at_steady_memory(images):
     for call in calls * 100:
         call()
     assert resident_mb() - before < 40, f"grew {resident_mb() - before:.0f} MB over {100 * len(calls)} calls"
+
+
+class Batches(keras.utils.PyDataset):
+    "Batches of `images`, the one at `bad` holding a NaN: data streamed, so no check sees them before training."
+
+    def __init__(self, images, bad, targets=False):
+        super().__init__()
+        self.images, self.bad, self.targets = images, bad, targets
+
+    def __len__(self):
+        return len(self.images) // 16
+
+    def __getitem__(self, index):
+        batch = self.images[index * 16:(index + 1) * 16].copy()
+        if index == self.bad:
+            batch[0, 0] = np.nan
+        return (batch, batch) if self.targets else batch
+
+
+@pytest.mark.parametrize("build", [ae, vae, image_gan], ids=["autoencoder", "vae", "gan"])
+def test_streamed_nan_stops_training_at_its_batch(images, build):
+    model = build()
+    model.compile(**({} if isinstance(model, GAN) else {"optimizer": "adam"}))
+    data = images * 2 - 1 if isinstance(model, GAN) else images
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 4\b"):
+        model.fit(Batches(data, bad=3), epochs=2, shuffle=False, verbose=0)  # batch order as written
