@@ -269,7 +269,7 @@ def train_in_turns(configuration: dict, receive, send):
     net, _ = build(c["model"], c["implementation"])
     gate, dashboard = EpochGate(receive, send), None
     if c.get("dashboard") is not None:
-        from mmgen_nbdev.widgets import TrainingDashboard
+        from mmgen_nbdev.dashboard import TrainingDashboard
         dashboard = TrainingDashboard(fit_inputs(c["model"], data["test"])[0], data["test"]["label"],
                                       **{"output": "widget", **c["dashboard"]})
         dashboard.throttle.clock = gate.training_clock

@@ -17,11 +17,11 @@ from .checks import (
 
 # %% auto #0
 __all__ = ['SPLITS', 'DIGIT_WORDS', 'CAPTION_TEMPLATES', 'SAMPLE_RATE', 'DTMF_ROWS', 'DTMF_COLUMNS', 'DTMF_KEYS', 'MEL_BANDS',
-           'MEL_FRAMES_PER_SECOND', 'DB_RANGE', 'SHAPE_FACTORS', 'SHAPE_LEVELS', 'SHAPE_TEMPLATES', 'LOADERS',
-           'check_count', 'load_digits', 'preview_digits', 'Vocabulary', 'multidigits_vocabulary', 'digit_caption',
-           'caption_digit', 'dtmf_frequencies', 'decode_dtmf', 'log_mel', 'load_multidigits', 'preview_multidigits',
-           'shapes_vocabulary', 'shape_caption', 'load_shapes', 'preview_shapes', 'load_ring', 'keras_cache_dir',
-           'load_mnist', 'load_fashion_mnist', 'load_dataset', 'write_wav']
+           'MEL_FRAMES_PER_SECOND', 'DB_RANGE', 'SHAPE_FACTORS', 'SHAPE_LEVELS', 'SHAPE_TEMPLATES', 'TOY_DATASETS',
+           'LOADERS', 'check_count', 'load_digits', 'preview_digits', 'Vocabulary', 'multidigits_vocabulary',
+           'digit_caption', 'caption_digit', 'dtmf_frequencies', 'decode_dtmf', 'log_mel', 'load_multidigits',
+           'preview_multidigits', 'shapes_vocabulary', 'shape_caption', 'load_shapes', 'preview_shapes', 'load_ring',
+           'load_toy', 'keras_cache_dir', 'load_mnist', 'load_fashion_mnist', 'load_dataset', 'write_wav']
 
 # %% ../nbs/01_data.ipynb #09efc811
 SPLITS = ("train", "test")
@@ -502,6 +502,28 @@ def load_ring(n: int = 2000, modes: int = 8, radius: float = 2.0, std: float = 0
     mode = rng.integers(modes, size=n)
     points = centres[mode] + std * rng.standard_normal((n, 2))
     return {"points": points.astype("float32"), "mode": mode.astype("int32"), "centres": centres.astype("float32")}
+
+# %% ../nbs/01_data.ipynb #c466b383
+TOY_DATASETS = ("ring", "grid", "moons")
+
+
+def load_toy(name: str = "ring", n: int = 2000, seed: int = 0) -> dict:
+    """2-D data for the playground: `{"points": float32 (n, 2), "centres": the modes' centres or None, "std": their
+    standard deviation or None}`. "ring": 8 Gaussians on a circle of radius 2 (`load_ring`); "grid": 25 Gaussians
+    on a 5×5 grid; "moons": scikit-learn's two interleaved half-circles."""
+    check_choice(name, "name", TOY_DATASETS)
+    n, seed = check_positive_int(n, "n"), check_seed(seed)
+    if name == "ring":
+        ring = load_ring(n, std=0.05, seed=seed)
+        return {"points": ring["points"], "centres": ring["centres"], "std": 0.05}
+    if name == "grid":
+        rng = np.random.default_rng(seed)
+        centres = np.stack(np.meshgrid(np.arange(-2.0, 3.0), np.arange(-2.0, 3.0)), -1).reshape(-1, 2)
+        points = centres[rng.integers(len(centres), size=n)] + 0.05 * rng.standard_normal((n, 2))
+        return {"points": points.astype("float32"), "centres": centres.astype("float32"), "std": 0.05}
+    from sklearn.datasets import make_moons
+    points, _ = make_moons(n, noise=0.05, random_state=seed)
+    return {"points": ((points - [0.5, 0.25]) * 1.6).astype("float32"), "centres": None, "std": None}
 
 # %% ../nbs/01_data.ipynb #b5bef088
 _KERAS_FILES = {

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import functools
+import math
+import statistics
 import warnings
 
 import keras
@@ -12,13 +14,14 @@ from keras import layers
 
 from .backend import set_seed
 from .checks import (
-    check_choice, check_finite, check_integer, check_number, check_positive_int, check_seed, is_integer)
+    check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed, is_integer)
 
 # %% auto #0
 __all__ = ['frechet_distance', 'digit_classifier', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score',
            'mmd', 'reconstruction_error', 'iwae_nll', 'read_digits', 'cross_modal_coherence', 'joint_coherence',
            'read_colour', 'shape_classifier', 'read_shape_factors', 'factor_accuracy', 'cross_modal_factor_accuracy',
-           'linear_probe_accuracy', 'retrieval_metrics']
+           'linear_probe_accuracy', 'retrieval_metrics', 'js_divergence', 'grid_edges', 'histogram_js', 'spread',
+           'wilson_interval']
 
 # %% ../nbs/07_metrics.ipynb #m13a0002
 def _samples(values, name: str, min_rows: int = 1) -> np.ndarray:
@@ -450,3 +453,61 @@ def retrieval_metrics(queries, keys, query_labels=None, key_labels=None, ks=(1, 
     order = np.argsort(-(q @ k.T), axis=1, kind="stable")
     first = np.argmax(np.take_along_axis(matches, order, axis=1), axis=1) + 1
     return {**{f"recall@{n}": float(np.mean(first <= n)) for n in ks}, "median_rank": float(np.median(first))}
+
+# %% ../nbs/07_metrics.ipynb #2d90f4b8
+def js_divergence(p, q) -> float:
+    "The Jensen–Shannon divergence, in nats, between two discrete distributions given as non-negative weights."
+    p, q = check_finite(p, "p").astype("float64").ravel(), check_finite(q, "q").astype("float64").ravel()
+    if p.shape != q.shape or (p < 0).any() or (q < 0).any() or not p.sum() > 0 or not q.sum() > 0:
+        raise ValueError(f"`p` and `q` must be non-negative weights of one shape with positive sums; got shapes "
+                         f"{p.shape} and {q.shape}.")
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+    kl = lambda a: float(np.sum(a[a > 0] * np.log(a[a > 0] / m[a > 0])))
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def grid_edges(bounds, bins: int = 30) -> list:
+    "Cell edges along each axis: `bins` cells over `bounds` ((low, high) per axis), the outer two reaching to ±∞."
+    bins = check_positive_int(bins, "bins")
+    return [np.concatenate([[-np.inf], np.linspace(low, high, bins + 1)[1:-1], [np.inf]])
+            for low, high in (check_interval(pair, "bounds") for pair in bounds)]
+
+
+def histogram_js(a, b, bins: int = 30, bounds=None) -> float:
+    """The JS divergence between the histograms of 2-D samples `a` and `b` on one grid of `bins`×`bins` cells over
+    `bounds` (default: the samples' range); a lower bound on the densities' JS divergence, plus sampling noise."""
+    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
+    for name, s in (("a", a), ("b", b)):
+        if s.ndim != 2 or s.shape[1] != 2 or not len(s):
+            raise ValueError(f"`{name}` must be 2-D points, shape (N, 2); got {s.shape}.")
+        check_finite(s, name)
+    if bounds is None:  # the samples' range (widened where every point has one coordinate)
+        both = np.concatenate([a, b])
+        low, high = both.min(0), both.max(0)
+        bounds = tuple(zip(np.where(high > low, low, low - 0.5), np.where(high > low, high, high + 0.5)))
+    elif len(bounds) != 2:
+        raise ValueError(f"`bounds` must be two (low, high) pairs, one per axis; got {bounds!r}.")
+    edges = grid_edges(bounds, bins)
+    return js_divergence(np.histogram2d(*a.T, bins=edges)[0], np.histogram2d(*b.T, bins=edges)[0])
+
+# %% ../nbs/07_metrics.ipynb #03a2eb15
+def spread(points) -> float:
+    "The mean distance of points from their centroid: 2 for the ring of radius 2, near 0 for a collapsed generator."
+    points = check_finite(points, "points").astype("float64")
+    if points.ndim != 2 or not len(points):
+        raise ValueError(f"`points` must be a non-empty set of points, shape (N, d); got shape {points.shape}.")
+    return float(np.linalg.norm(points - points.mean(0), axis=1).mean())
+
+# %% ../nbs/07_metrics.ipynb #a750f6bd
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple:
+    "The Wilson score interval (low, high) for a proportion of `successes` in `trials`, at level `confidence`."
+    successes, trials = check_integer(successes, "successes", low=0), check_integer(trials, "trials", low=0)
+    if trials == 0 or successes > trials:
+        raise ValueError(f"`successes` must lie in 0..`trials`, and `trials` be ≥ 1; got {successes} of {trials}.")
+    confidence = check_number(confidence, "confidence", 0, 1, low_open=True, high_open=True)
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    p, n = successes / trials, trials
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

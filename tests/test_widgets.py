@@ -11,14 +11,18 @@ import pytest
 
 from mmgen_nbdev.ae import Autoencoder
 from mmgen_nbdev.backend import set_seed
-from mmgen_nbdev.data import load_digits, load_multidigits, load_ring
+from mmgen_nbdev.dashboard import PANELS, Throttle, TrainingDashboard
+from mmgen_nbdev.data import load_digits, load_multidigits, load_ring, load_toy
+from mmgen_nbdev.explorer import LatentExplorer
 from mmgen_nbdev.fusion import multidigits_vae
 from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator, mlp_discriminator, mlp_generator
+from mmgen_nbdev.human_eval import HumanEvaluation
+from mmgen_nbdev.metrics import histogram_js, js_divergence, wilson_interval
 from mmgen_nbdev.modalities import image_decoder, image_encoder
+from mmgen_nbdev.playground import GANPlayground
+from mmgen_nbdev.render import css_class
 from mmgen_nbdev.vae import VAE
-from mmgen_nbdev.widgets import (PANELS, GANPlayground, HumanEvaluation, LatentExplorer, ModelView, Throttle,
-                                 TrainingDashboard, css_class, histogram_js, js_divergence,
-                                 load_toy, wilson_interval)
+from mmgen_nbdev.views import ModelView
 
 PNG = b"\x89PNG\r\n\x1a\n"
 backends = pytest.mark.backends
@@ -523,3 +527,20 @@ def test_numpy_scalars_are_accepted_as_settings(digits):
                                  seed=np.uint32(3), size=np.int64(64))
     evaluation.answer(np.bool_(True))
     assert evaluation.accuracy(np.float32(0.9))["answered"] == 1
+
+
+# ----------------------------------------------------------------------------- the façade
+def test_widgets_facade_keeps_the_public_names_and_warns_for_moved_ones():
+    import warnings
+
+    import mmgen_nbdev.widgets as facade
+    from mmgen_nbdev import dashboard, metrics, render
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from mmgen_nbdev.widgets import GANPlayground as G, HumanEvaluation as H, LatentExplorer as L, TrainingDashboard as T
+    assert (G, H, L, T) == (GANPlayground, HumanEvaluation, LatentExplorer, TrainingDashboard)
+    for name, home in (("wilson_interval", metrics), ("Throttle", dashboard), ("figure_png", render)):
+        with pytest.warns(DeprecationWarning, match=f"{home.__name__}.{name}"):
+            assert getattr(facade, name) is getattr(home, name)
+    with pytest.raises(AttributeError):
+        facade.no_such_name
