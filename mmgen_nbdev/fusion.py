@@ -5,26 +5,49 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from .backend import check_seed, predict_step_with, set_seed
+from .backend import predict_step_with, set_seed
+from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
+                                check_seed, is_number)
 from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
-from .modalities import (audio_decoder, audio_encoder, check_batch, check_positive_int, check_tokens,
-                                    decode_tokens, image_decoder, image_encoder, shift_tokens, text_decoder,
-                                    text_encoder)
+from .modalities import (audio_decoder, audio_encoder, check_batch, check_tokens, decode_tokens,
+                                    image_decoder, image_encoder, shift_tokens, text_decoder, text_encoder)
 from .vae import LIKELIHOODS, categorical_log_likelihood, gaussian_kl, log_likelihood, reparameterize
 
 # %% auto #0
-__all__ = ['FUSIONS', 'MULTIDIGITS_SIZES', 'product_of_experts', 'fusion_subsets', 'MultimodalVAE', 'balanced_weights',
-           'multidigits_vae', 'likeliest_caption_digit', 'shapes_vae', 'info_nce', 'ContrastiveEncoder']
+__all__ = ['FUSIONS', 'MULTIDIGITS_SIZES', 'product_of_experts', 'fusion_subsets', 'compiled_call', 'MultimodalVAE',
+           'balanced_weights', 'multidigits_vae', 'likeliest_caption_digit', 'shapes_vae', 'info_nce',
+           'ContrastiveEncoder']
 
 # %% ../nbs/08_fusion.ipynb #3abd16e1
+def _check_experts(means, log_vars, present):
+    "Refuse NumPy experts of unequal shapes, non-finite values, or a mask that is not 0/1 with an expert per sample."
+    means, log_vars = check_finite(means, "means"), check_finite(log_vars, "log_vars")
+    if means.ndim < 2 or means.shape != log_vars.shape:
+        raise ValueError(f"`means` and `log_vars` must have one shape (experts, batch, ...); got {means.shape} and "
+                         f"{log_vars.shape}.")
+    if present is not None:
+        present = check_finite(present, "present")
+        if present.shape != means.shape[:2] or not np.isin(present, (0, 1)).all():
+            raise ValueError(f"`present` must be 0/1 of shape (experts, batch) = {means.shape[:2]}; got shape "
+                             f"{present.shape} with values {np.unique(present)[:5].tolist()}.")
+        if (present.sum(0) == 0).any():
+            raise ValueError(f"`present` switches every expert off for samples "
+                             f"{np.flatnonzero(present.sum(0) == 0)[:10].tolist()}: each needs at least one.")
+
+
 def product_of_experts(means, log_vars, present=None):
     """Fuse Gaussian experts N(means[m], exp(log_vars[m])), stacked on the first axis, with the prior N(0, I):
-    precisions add, and the mean is the precision-weighted mean. `present` (experts, batch) switches experts off."""
+    precisions add, and the mean is the precision-weighted mean. `present` (experts, batch) switches experts off.
+    NumPy inputs are checked first (one shape, finite, a 0/1 mask leaving each sample at least one expert);
+    tensors inside a model are not: there an all-off sample gets the prior, and its mixture weight is zero."""
+    if all(isinstance(v, (np.ndarray, list, tuple)) for v in (means, log_vars)):
+        _check_experts(means, log_vars, present)
     means, log_vars = ops.convert_to_tensor(means), ops.convert_to_tensor(log_vars)
     precisions = ops.exp(-log_vars)
     if present is not None:
@@ -38,15 +61,63 @@ FUSIONS = ("concat", "poe", "moe", "mopoe")
 
 def fusion_subsets(modalities, fusion: str) -> list:
     "The subsets of `modalities` whose posteriors the `fusion` mixes: the whole set, each one alone, or every non-empty subset."
+    check_choice(fusion, "fusion", FUSIONS)
     if fusion == "concat":
         return [tuple(modalities)]
     if fusion == "poe":  # MVAE's sub-sampled objective: the joint posterior and each modality's own
         return [tuple(modalities)] + ([(m,) for m in modalities] if len(modalities) > 1 else [])
     if fusion == "moe":
         return [(m,) for m in modalities]
-    if fusion == "mopoe":
-        return [s for r in range(1, len(modalities) + 1) for s in itertools.combinations(modalities, r)]
-    raise ValueError(f"`fusion` must be one of {FUSIONS}; got {fusion!r}.")
+    return [s for r in range(1, len(modalities) + 1) for s in itertools.combinations(modalities, r)]
+
+# %% ../nbs/08_fusion.ipynb #ca11ed01
+class _Compiled(keras.Model):
+    "`fn` over the networks of `owner`, run through Keras's `predict_on_batch`: compiled once per input structure."
+
+    def __init__(self, owner, fn):
+        super().__init__(name=f"{owner.name}_compiled")
+        self.owner, self.fn = owner, fn
+        self.built = True
+
+    def call(self, inputs):
+        return self.fn(inputs)
+
+
+def compiled_call(owner, key, fn, inputs):
+    "`fn(inputs)` as NumPy, through a `_Compiled` model cached on `owner` under `key` (untracked, never saved)."
+    cache = owner.__dict__.setdefault("_compiled_calls", {})
+    if key not in cache:
+        cache[key] = _Compiled(owner, fn)
+    return cache[key].predict_on_batch(inputs)
+
+
+def _is_stream(x) -> bool:
+    "Whether `x` is data Keras reads batch by batch (a dataset, `PyDataset` or generator) rather than arrays."
+    return (x is not None and not isinstance(x, (np.ndarray, list, tuple, dict, str, numbers.Number))
+            and not hasattr(x, "shape"))
+
+
+def _check_loop_settings(settings: dict) -> dict:
+    "The `fit`/`evaluate`/`predict` settings with their counts checked: positive integers, or None where Keras allows."
+    checked = dict(settings)
+    for key in ("batch_size", "steps_per_epoch", "validation_steps", "validation_batch_size", "steps"):
+        if checked.get(key) is not None:
+            checked[key] = check_positive_int(checked[key], key)
+    if "epochs" in checked:
+        checked["epochs"] = check_positive_int(checked["epochs"], "epochs")
+    if checked.get("validation_freq") is not None:
+        checked["validation_freq"] = check_positive_int(checked["validation_freq"], "validation_freq")
+    if checked.get("initial_epoch") is not None:
+        checked["initial_epoch"] = check_integer(checked["initial_epoch"], "initial_epoch", low=0)
+    if checked.get("validation_split"):
+        checked["validation_split"] = check_number(checked["validation_split"], "validation_split", low=0, high=1,
+                                                   high_open=True)
+    return checked
+
+
+def _forget_traces(model):
+    "Drop the model's traced train/test/predict functions, so that a call that failed while tracing is not reused."
+    model.train_function = model.test_function = model.predict_function = None
 
 # %% ../nbs/08_fusion.ipynb #e51fabd4
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
@@ -68,14 +139,18 @@ class MultimodalVAE(keras.Model):
             if not isinstance(value, dict) or set(value) != set(modalities):
                 raise ValueError(f"`{name}` must be a dict with the keys of `encoders`, {list(modalities)}; "
                                  f"got {list(value) if isinstance(value, dict) else type(value).__name__}.")
-        for m, likelihood in likelihoods.items():
-            if likelihood not in LIKELIHOODS:
-                raise ValueError(f"`likelihoods[{m!r}]` must be one of {LIKELIHOODS}; got {likelihood!r}.")
-        weights = {m: 1.0 for m in modalities} if likelihood_weights is None else dict(likelihood_weights)
-        if set(weights) != set(modalities) or not all(isinstance(w, (int, float)) and w >= 0 for w in weights.values()):
-            raise ValueError(f"`likelihood_weights` must map each of {list(modalities)} to a number ≥ 0; got {weights!r}.")
-        if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0:
-            raise ValueError(f"`beta` must be a number ≥ 0; got {beta!r}.")
+        for m in modalities:
+            check_choice(likelihoods[m], f"likelihoods[{m!r}]", LIKELIHOODS)
+            for name, network in (("encoders", encoders[m]), ("decoders", decoders[m])):
+                if not isinstance(network, keras.Model) or not network.inputs:
+                    raise ValueError(f"`{name}[{m!r}]` must be a functional keras.Model (see the builders of "
+                                     f"mmgen_nbdev.modalities); got {type(network).__name__}.")
+        if likelihood_weights is None:
+            likelihood_weights = {m: 1.0 for m in modalities}
+        if not isinstance(likelihood_weights, dict) or set(likelihood_weights) != set(modalities):
+            raise ValueError(f"`likelihood_weights` must be None or a dict from each of {list(modalities)} to a "
+                             f"finite number ≥ 0; got {likelihood_weights!r}.")
+        weights = {m: check_number(likelihood_weights[m], f"likelihood_weights[{m!r}]", low=0) for m in modalities}
         self.subsets = fusion_subsets(modalities, fusion)
         dims = set()
         for m, encoder in encoders.items():
@@ -84,11 +159,16 @@ class MultimodalVAE(keras.Model):
             dims.add(int(encoder.output[0].shape[-1]))
         if len(dims) != 1:
             raise ValueError(f"Every encoder must have the same latent size; got {sorted(dims)}.")
-        self.modalities, self.fusion, self.latent_dim = modalities, fusion, dims.pop()
+        latent_dim = dims.pop()
+        for m, decoder in decoders.items():
+            if decoder.inputs[0].shape[-1] != latent_dim:
+                raise ValueError(f"`decoders[{m!r}]` must read codes of size {latent_dim}, the encoders' latent size; "
+                                 f"it reads {decoder.inputs[0].shape[-1]}.")
+        self.modalities, self.fusion, self.latent_dim = modalities, fusion, latent_dim
         self.encoders, self.decoders = dict(encoders), dict(decoders)
         self.likelihoods = {m: likelihoods[m] for m in modalities}
-        self.likelihood_weights = {m: float(weights[m]) for m in modalities}
-        self.beta = float(beta)
+        self.likelihood_weights = weights
+        self.beta = check_number(beta, "beta", low=0)
         self.seed = None if seed is None else check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.log_scales = {m: self.add_weight(shape=(), initializer="zeros", name=f"{m}_log_scale",
@@ -98,6 +178,7 @@ class MultimodalVAE(keras.Model):
             self.joint.build((None, 2 * self.latent_dim * len(modalities)))
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in [f"{m}_nll" for m in modalities] + ["kl", "neg_elbo"]}
+        self.built = True  # every network is built already: no call may build (and half-build) anything
 
     @property
     def metrics(self):
@@ -167,65 +248,100 @@ class MultimodalVAE(keras.Model):
         return -ops.mean(objective)
 
     # --- using a trained model -------------------------------------------------------------------------------
-    def encode(self, inputs, batch_size: int = 256):
-        "The posterior (mean, log_var) fused from the modalities given in the dict `inputs`, as NumPy arrays."
-        inputs = self.check_given(inputs)
-        means, log_vars = [], []
-        for start in range(0, len(next(iter(inputs.values()))), batch_size):
-            batch = {m: v[start:start + batch_size] for m, v in inputs.items()}
-            mean, log_var = self._given_posterior(batch)
-            means.append(ops.convert_to_numpy(mean)), log_vars.append(ops.convert_to_numpy(log_var))
-        return np.concatenate(means), np.concatenate(log_vars)
-
-    def _given_posterior(self, batch, rng=None):
-        "The posterior given the modalities in `batch`; for a mixture, one component per sample (drawn with `rng`)."
+    def _given_posterior(self, batch):
+        "The posterior given the modalities in `batch` (tensors); a mixture's as its own mean and variance."
         experts, given = self._experts(batch), tuple(m for m in self.modalities if m in batch)
         if self.fusion != "moe":
             return self._subset_posterior(experts, given)
         means, log_vars = ops.stack([experts[m][0] for m in given]), ops.stack([experts[m][1] for m in given])
+        mean = ops.mean(means, axis=0)  # moment matching
+        return mean, ops.log(ops.mean(ops.exp(log_vars) + ops.square(means), axis=0) - ops.square(mean))
+
+    def _posterior_graph(self, batch):
+        "The fused posterior of `batch`, or for a mixture each given modality's own, stacked (compiled)."
+        if self.fusion != "moe":
+            return self._given_posterior(batch)
+        experts = self._experts(batch)
+        return ops.stack([experts[m][0] for m in experts]), ops.stack([experts[m][1] for m in experts])
+
+    def _posterior(self, batch, rng=None):
+        "The posterior given the checked arrays in `batch`, as NumPy; a mixture's component drawn with `rng`, if given."
+        mean, log_var = compiled_call(self, "posterior", self._posterior_graph, self._as_inputs(batch))
+        if self.fusion != "moe":
+            return mean, log_var
         if rng is None:  # the mixture's own mean and variance (moment matching)
-            mean = ops.mean(means, axis=0)
-            return mean, ops.log(ops.mean(ops.exp(log_vars) + ops.square(means), axis=0) - ops.square(mean))
-        pick = ops.convert_to_tensor(rng.integers(0, len(given), size=int(ops.shape(means)[1])))
-        one_hot = ops.expand_dims(ops.transpose(ops.one_hot(pick, len(given))), -1)
-        return ops.sum(one_hot * means, axis=0), ops.sum(one_hot * log_vars, axis=0)
+            mixed = mean.mean(axis=0)
+            return mixed, np.log(np.mean(np.exp(log_var) + np.square(mean), axis=0) - np.square(mixed))
+        pick, rows = rng.integers(0, len(mean), size=mean.shape[1]), np.arange(mean.shape[1])
+        return mean[pick, rows], log_var[pick, rows]
+
+    def _as_inputs(self, arrays: dict) -> dict:
+        "Checked arrays in the dtypes the encoders read (int32 token ids, float32 values), so one trace serves all."
+        return {m: v.astype("int32" if self.likelihoods[m] == "categorical" else "float32")
+                for m, v in arrays.items() if m in self.modalities}
+
+    def encode(self, inputs, batch_size: int = 256):
+        "The posterior (mean, log_var) fused from the modalities given in the dict `inputs`, as NumPy arrays."
+        inputs, batch_size = self.check_given(inputs, "inputs"), check_positive_int(batch_size, "batch_size")
+        parts = [self._posterior({m: v[start:start + batch_size] for m, v in inputs.items()})
+                 for start in range(0, len(next(iter(inputs.values()))), batch_size)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def generate(self, given=None, target=None, n: int | None = None, seed: int = 0, sample: bool = False,
                  batch_size: int = 256):
         """Generate `target` (a modality, or all of them when None) from the modalities in the dict `given`, or,
         with no `given`, `n` joint samples from the prior. Uses the posterior mean unless `sample`."""
+        if target is not None:
+            check_choice(target, "target", self.modalities)
         targets = self.modalities if target is None else (target,)
-        if target is not None and target not in self.modalities:
-            raise ValueError(f"`target` must be one of {list(self.modalities)} or None; got {target!r}.")
-        rng = np.random.default_rng(check_seed(seed))
-        if not given:
+        if not isinstance(sample, (bool, np.bool_)):
+            raise ValueError(f"`sample` must be True or False; got {sample!r}.")
+        rng, batch_size = np.random.default_rng(check_seed(seed)), check_positive_int(batch_size, "batch_size")
+        if given is None or (isinstance(given, dict) and not given):
             if n is None:
                 raise ValueError("Pass `given` (a dict of modalities) or `n` (how many samples to draw from the prior).")
-            codes = [rng.standard_normal((check_positive_int(n, "n"), self.latent_dim)).astype("float32")]
+            codes = rng.standard_normal((check_positive_int(n, "n"), self.latent_dim)).astype("float32")
         else:
-            given = self.check_given(given)
-            codes = []
+            if n is not None:
+                raise ValueError(f"Pass `given` or `n`, not both; got n={n!r} with `given`.")
+            given, parts = self.check_given(given), []
             for start in range(0, len(next(iter(given.values()))), batch_size):
-                mean, log_var = self._given_posterior({m: v[start:start + batch_size] for m, v in given.items()}, rng)
-                mean, log_var = ops.convert_to_numpy(mean), ops.convert_to_numpy(log_var)
-                codes.append(mean + sample * np.exp(0.5 * log_var) * rng.standard_normal(mean.shape).astype("float32"))
-        out = {m: np.concatenate([ops.convert_to_numpy(self.decode(m, c)) for c in codes]) for m in targets}
+                mean, log_var = self._posterior({m: v[start:start + batch_size] for m, v in given.items()}, rng)
+                parts.append(mean + sample * np.exp(0.5 * log_var) * rng.standard_normal(mean.shape).astype("float32"))
+            codes = np.concatenate(parts).astype("float32")
+        out = {m: self.decode(m, codes, batch_size) for m in targets}
         return out if target is None else out[target]
 
-    def decode(self, modality: str, z):
-        "The expected value of `modality`'s distribution given codes `z`: pixel probabilities, Gaussian means, or the likeliest caption."
+    def decode(self, modality: str, z, batch_size: int = 256) -> np.ndarray:
+        """The expected value of `modality`'s distribution given codes `z` (N, latent_dim), as NumPy: pixel
+        probabilities, Gaussian means, or the likeliest caption."""
+        check_choice(modality, "modality", self.modalities)
+        z, batch_size = self.check_codes(z), check_positive_int(batch_size, "batch_size")
+        fn = lambda codes: self._decode_graph(modality, codes)
+        return np.concatenate([compiled_call(self, ("decode", modality), fn, z[i:i + batch_size])
+                               for i in range(0, len(z), batch_size)])
+
+    def _decode_graph(self, modality, z):
         likelihood, decoder = self.likelihoods[modality], self.decoders[modality]
         if likelihood == "categorical":
             return decode_tokens(decoder, z)
-        raw = decoder(ops.convert_to_tensor(z))
+        raw = decoder(z)
         return ops.sigmoid(raw) if likelihood == "bernoulli" else raw
 
     def predict_step(self, *args):
         return predict_step_with(self, args, lambda x: self._given_posterior(x)[0])
 
     # --- checking data ---------------------------------------------------------------------------------------
+    def check_codes(self, z, name: str = "z") -> np.ndarray:
+        "`z` as float32 if it is a finite array of codes (N, latent_dim) with N ≥ 1, else a `ValueError`."
+        z = check_finite(z, name)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
+            raise ValueError(f"`{name}` must be latent codes of shape (N, {self.latent_dim}) with N ≥ 1; got {z.shape}.")
+        return z.astype("float32")
+
     def _check_modality(self, m, value, name):
         encoder_shape = tuple(self.encoders[m].input.shape[1:])
+        value = check_finite(value, name)
         if self.likelihoods[m] == "categorical":
             check_tokens(value, int(self.decoders[m].output.shape[-1]), encoder_shape[0], name)
         else:
@@ -238,7 +354,8 @@ class MultimodalVAE(keras.Model):
                              f"got {type(given).__name__}.")
         unknown = set(given) - set(self.modalities) - {"present"}
         if unknown:
-            raise ValueError(f"`{name}` has unknown keys {sorted(unknown)}; the modalities are {list(self.modalities)}.")
+            raise ValueError(f"`{name}` has unknown keys {sorted(map(str, unknown))}; the modalities are "
+                             f"{list(self.modalities)}.")
         missing = [m for m in self.modalities if m not in given]
         if (require_all or self.fusion == "concat") and missing:
             why = "concatenation needs every modality" if self.fusion == "concat" else "training needs every key"
@@ -246,9 +363,11 @@ class MultimodalVAE(keras.Model):
         arrays = {m: np.asarray(v) for m, v in given.items() if m != "present"}
         if not arrays:
             raise ValueError(f"`{name}` must hold at least one modality of {list(self.modalities)}.")
-        sizes = {m: len(v) for m, v in arrays.items()}
+        sizes = {m: len(v) if v.ndim else 0 for m, v in arrays.items()}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"Every modality in `{name}` must have the same number of samples; got {sizes}.")
+        if not next(iter(sizes.values())):
+            raise ValueError(f"`{name}` must hold at least one sample; got {sizes}.")
         for m, v in arrays.items():
             self._check_modality(m, v, f"{name}[{m!r}]")
         if "present" in given:
@@ -257,27 +376,66 @@ class MultimodalVAE(keras.Model):
 
     def _check_present(self, present, n, name):
         if not isinstance(present, dict) or not set(present) <= set(self.modalities):
-            raise ValueError(f"`{name}['present']` must be a dict from modality to 0/1 arrays of shape (N,).")
-        masks = np.stack([np.asarray(present.get(m, np.ones(n)), "float32") for m in self.modalities])
-        if masks.shape != (len(self.modalities), n) or not np.isin(masks, (0, 1)).all():
-            raise ValueError(f"`{name}['present']` values must be 0/1 arrays of shape ({n},).")
+            raise ValueError(f"`{name}['present']` must be a dict from modality to 0/1 arrays of shape (N,); got "
+                             f"{list(present) if isinstance(present, dict) else type(present).__name__}.")
+        masks = [check_finite(present.get(m, np.ones(n)), f"{name}['present'][{m!r}]") for m in self.modalities]
+        if any(mask.shape != (n,) or not np.isin(mask, (0, 1)).all() for mask in masks):
+            raise ValueError(f"`{name}['present']` values must be 0/1 arrays of shape ({n},); got shapes "
+                             f"{[mask.shape for mask in masks]}.")
+        masks = np.stack(masks).astype("float32")
         if (masks.sum(0) == 0).any():
             raise ValueError(f"`{name}['present']` marks every modality missing for samples "
                              f"{np.flatnonzero(masks.sum(0) == 0)[:10].tolist()}: each sample needs at least one.")
         if self.fusion == "concat" and (masks == 0).any():
             raise ValueError("Fusion by concatenation needs every modality of every sample; use poe, moe or mopoe.")
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+    def _check_data(self, x, name: str, require_all: bool):
+        "Check what `fit`, `evaluate` or `predict` got: a dict of arrays (checked in full) or a stream of batches."
         if isinstance(x, dict):
-            self.check_given(x, "x", require_all=True)
-        if isinstance(validation_data, dict):
-            self.check_given(validation_data, "validation_data", require_all=True)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+            self.check_given(x, name, require_all)
+        elif not _is_stream(x):
+            raise ValueError(f"`{name}` must be a dict keyed by modality, {list(self.modalities)}, or a dataset or "
+                             f"generator of such dicts; got {type(x).__name__}.")
+
+    def _check_validation(self, data):
+        if data is None:
+            return
+        if isinstance(data, (tuple, list)) and data:
+            data = data[0]
+        self._check_data(data, "validation_data", require_all=True)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, *args, validation_data=None, **kwargs):
+        self._check_data(x, "x", require_all=True)
+        self._check_validation(validation_data)
+        settings = _check_loop_settings({"batch_size": batch_size, "epochs": epochs, **kwargs})
+        try:
+            return super().fit(x, y, settings.pop("batch_size"), settings.pop("epochs"), *args,
+                               validation_data=validation_data, **settings)
+        except BaseException:
+            _forget_traces(self)
+            raise
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, "x", require_all=True)
+        settings = _check_loop_settings(kwargs)
+        try:
+            return super().evaluate(x, y, *args, **settings)
+        except BaseException:
+            _forget_traces(self)
+            raise
+
+    def predict(self, x, *args, **kwargs):
+        "The posterior mean given the modalities in `x` (the fused one; a mixture's own mean)."
         if isinstance(x, dict):
-            self.check_given(x, "x", require_all=True)
-        return super().evaluate(x, y, *args, **kwargs)
+            x = self._as_inputs(self.check_given(x, "x"))
+        else:
+            self._check_data(x, "x", require_all=False)
+        settings = _check_loop_settings(kwargs)
+        try:
+            return super().predict(x, *args, **settings)
+        except BaseException:
+            _forget_traces(self)
+            raise
 
     # --- saving ----------------------------------------------------------------------------------------------
     def get_config(self):
@@ -301,8 +459,7 @@ def balanced_weights(sizes: dict, reference: str) -> dict:
     as the `reference` modality's: `sizes[reference] / sizes[m]`."""
     if not isinstance(sizes, dict) or reference not in sizes:
         raise ValueError(f"`reference` must be a key of the dict `sizes`; got {reference!r} and {sizes!r}.")
-    for m, size in sizes.items():
-        check_positive_int(size, f"sizes[{m!r}]")
+    sizes = {m: check_positive_int(size, f"sizes[{m!r}]") for m, size in sizes.items()}
     return {m: sizes[reference] / size for m, size in sizes.items()}
 
 
@@ -314,6 +471,8 @@ def multidigits_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, 
     """A multimodal VAE over MultiDigits' image, caption and tone (16×16 images), fused by `fusion`. Each modality's
     log-likelihood is weighted by `likelihood_weights`: `"balanced"` (`balanced_weights`, the image at 1), `None`
     (all 1), a dict, or `"auto"`: balanced for the mixtures (`"moe"`, `"mopoe"`), all 1 otherwise."""
+    check_choice(fusion, "fusion", FUSIONS)
+    latent_dim, seed, beta = check_positive_int(latent_dim, "latent_dim"), check_seed(seed), check_number(beta, "beta", low=0)
     if isinstance(likelihood_weights, str):
         if likelihood_weights not in ("auto", "balanced"):
             raise ValueError(f"`likelihood_weights` must be 'auto', 'balanced', None or a dict; got {likelihood_weights!r}.")
@@ -331,19 +490,36 @@ def multidigits_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, 
                          likelihood_weights=likelihood_weights, beta=beta)
 
 # %% ../nbs/08_fusion.ipynb #460fa9b6
-def likeliest_caption_digit(model, codes) -> np.ndarray:
+def likeliest_caption_digit(model, codes, batch_size: int = 64) -> np.ndarray:
     "The digit of the likeliest of all MultiDigits captions under `model`'s caption decoder, for each latent code."
+    if not isinstance(model, MultimodalVAE) or "text" not in model.decoders or len(model.decoders["text"].inputs) != 2:
+        raise ValueError(f"`model` must be a MultimodalVAE with a recurrent 'text' decoder (one that reads the caption "
+                         f"so far); got {type(model).__name__}.")
+    codes, batch_size = model.check_codes(codes, "codes"), check_positive_int(batch_size, "batch_size")
     vocabulary = multidigits_vocabulary()
     captions = [(d, vocabulary.encode(digit_caption(d, t))) for d in range(10) for t in range(len(CAPTION_TEMPLATES))]
-    codes, decoder = ops.convert_to_tensor(codes), model.decoders["text"]
-    scores = [ops.convert_to_numpy(categorical_log_likelihood(tokens, decoder([codes, shift_tokens(tokens)])))
-              for tokens in (np.repeat(caption[None], len(codes), axis=0) for _, caption in captions)]
-    return np.array([d for d, _ in captions])[np.argmax(np.stack(scores, axis=1), axis=1)]
+    tokens = np.stack([caption for _, caption in captions]).astype("int32")
+    if tokens.shape[1] != model.decoders["text"].inputs[1].shape[1]:
+        raise ValueError(f"`model`'s caption decoder writes {model.decoders['text'].inputs[1].shape[1]} words; "
+                         f"MultiDigits captions have {tokens.shape[1]}.")
+
+    def scores(z):  # every caption under every code, in one decoder call: (codes, captions)
+        n, c = ops.shape(z)[0], len(tokens)
+        every = ops.tile(ops.convert_to_tensor(tokens), (n, 1))
+        logits = model.decoders["text"]([ops.repeat(z, c, axis=0), shift_tokens(every)])
+        return ops.reshape(categorical_log_likelihood(every, logits), (n, c))
+
+    best = np.concatenate([np.argmax(compiled_call(model, "likeliest_caption", scores, codes[i:i + batch_size]), axis=1)
+                           for i in range(0, len(codes), batch_size)])
+    return np.array([d for d, _ in captions])[best]
 
 # %% ../nbs/08_fusion.ipynb #559c72ed
 def shapes_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, image_size: int = 32,
                likelihood_weights=None) -> MultimodalVAE:
     "A multimodal VAE over Shapes' colour image (`image_size`² RGB) and caption (any level), fused by `fusion`."
+    check_choice(fusion, "fusion", FUSIONS)
+    latent_dim, seed = check_positive_int(latent_dim, "latent_dim"), check_seed(seed)
+    image_size = check_positive_int(image_size, "image_size")
     set_seed(seed)
     size, length = len(shapes_vocabulary()), shapes_vocabulary().length
     image_shape = (image_size, image_size, 3)
@@ -355,13 +531,48 @@ def shapes_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, image
                          likelihood_weights=likelihood_weights)
 
 # %% ../nbs/08_fusion.ipynb #28219a9e
+def _check_embeddings(a, b):
+    "Refuse NumPy embeddings that are not paired (N, D) rows of norm 1 (a zero vector has no direction)."
+    a, b = check_finite(a, "a"), check_finite(b, "b")
+    if a.ndim != 2 or a.shape != b.shape or not len(a):
+        raise ValueError(f"`a` and `b` must be paired embeddings of one shape (N, D) with N ≥ 1; got {a.shape} and "
+                         f"{b.shape}.")
+    for name, v in (("a", a), ("b", b)):
+        norms = np.linalg.norm(v, axis=1)
+        bad = np.flatnonzero(~np.isclose(norms, 1.0, atol=1e-3))
+        if len(bad):
+            raise ValueError(f"`{name}` must hold L2-normalised rows (norm 1; normalise with keras.ops.normalize); "
+                             f"rows {bad[:10].tolist()} have norms {np.round(norms[bad[:3]], 4).tolist()}.")
+
+
 def info_nce(a, b, inverse_temperature):
-    "The symmetric InfoNCE loss of paired, L2-normalised embeddings `a` and `b` (row i of each is a pair)."
+    """The symmetric InfoNCE loss of paired, L2-normalised embeddings `a` and `b` (row i of each is a pair).
+    NumPy inputs are checked first (one shape, rows of norm 1, so no zero vector), and so is a number as the
+    inverse temperature (finite, > 0); tensors inside a training step are not."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        _check_embeddings(a, b)
+    if not hasattr(inverse_temperature, "shape") or isinstance(inverse_temperature, np.generic):
+        check_number(inverse_temperature, "inverse_temperature", low=0, low_open=True)
     logits = ops.matmul(a, ops.transpose(b)) * inverse_temperature
     diagonal = ops.diagonal(logits)
     rows = ops.logsumexp(logits, axis=1) - diagonal
     columns = ops.logsumexp(logits, axis=0) - diagonal
     return 0.5 * ops.mean(rows + columns)
+
+
+def _check_encoder_input(encoder, values, name):
+    "Refuse `values` that `encoder` cannot read: wrong shape, NaN, or token ids outside its embedding's vocabulary."
+    values = check_finite(values, name)
+    shape = tuple(encoder.input.shape[1:])
+    if "int" in str(encoder.input.dtype):
+        vocabulary = next((layer.input_dim for layer in encoder._flatten_layers() if isinstance(layer, layers.Embedding)),
+                          np.iinfo("int32").max)
+        check_tokens(values, vocabulary, shape[0], name)
+    else:
+        check_batch(values, shape, name)
+    if not len(values):
+        raise ValueError(f"`{name}` must hold at least one sample; got shape {values.shape}.")
+    return values.astype("int32" if "int" in str(encoder.input.dtype) else "float32")
 
 
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
@@ -376,17 +587,23 @@ class ContrastiveEncoder(keras.Model):
         if not isinstance(encoders, dict) or len(encoders) != 2:
             raise ValueError(f"`encoders` must be a dict of exactly two modalities; got "
                              f"{list(encoders) if isinstance(encoders, dict) else type(encoders).__name__}.")
+        for m, encoder in encoders.items():
+            if not isinstance(encoder, keras.Model) or not encoder.inputs or isinstance(encoder.output, (list, tuple)):
+                raise ValueError(f"`encoders[{m!r}]` must be a functional keras.Model with one output (a vector); "
+                                 f"got {type(encoder).__name__}.")
         sizes = {m: int(e.output.shape[-1]) for m, e in encoders.items()}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"Both encoders must output vectors of one size; got {sizes}.")
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"`temperature` must be a number > 0; got {temperature!r}.")
+        temperature = check_number(temperature, "temperature", low=0, low_open=True)
+        if not isinstance(learn_temperature, (bool, np.bool_)):
+            raise ValueError(f"`learn_temperature` must be True or False; got {learn_temperature!r}.")
         self.encoders, self.modalities = dict(encoders), tuple(encoders)
-        self.temperature, self.learn_temperature = float(temperature), bool(learn_temperature)
+        self.temperature, self.learn_temperature = temperature, bool(learn_temperature)
         self.log_inverse_temperature = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(float(np.log(1 / temperature))),
             name="log_inverse_temperature", trainable=self.learn_temperature)
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self.built = True
 
     @property
     def metrics(self):
@@ -409,17 +626,58 @@ class ContrastiveEncoder(keras.Model):
             raise ValueError(f"`inputs` must be a dict with one key of {list(self.modalities)}; got "
                              f"{list(inputs) if isinstance(inputs, dict) else type(inputs).__name__}.")
         (m, values), = inputs.items()
-        values = np.asarray(values)
-        return np.concatenate([ops.convert_to_numpy(ops.normalize(self.encoders[m](values[i:i + batch_size]), axis=-1))
+        values = _check_encoder_input(self.encoders[m], values, f"inputs[{m!r}]")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        fn = lambda v: ops.normalize(self.encoders[m](v), axis=-1)
+        return np.concatenate([compiled_call(self, ("embed", m), fn, values[i:i + batch_size])
                                for i in range(0, len(values), batch_size)])
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        if isinstance(x, dict) and set(x) != set(self.modalities):
-            raise ValueError(f"`x` must be a dict with exactly the keys {list(self.modalities)}; got {list(x)}.")
-        if isinstance(x, dict) and len({len(v) for v in x.values()}) != 1:
-            raise ValueError(f"Both modalities in `x` must have the same number of samples; got "
-                             f"{ {m: len(v) for m, v in x.items()} }.")
-        return super().fit(x, y, *args, **kwargs)
+    def check_pairs(self, x, name: str = "x") -> dict:
+        "Check a dict of paired arrays, one per modality (both keys, one length, readable by each encoder)."
+        if not isinstance(x, dict) or set(x) != set(self.modalities):
+            raise ValueError(f"`{name}` must be a dict with exactly the keys {list(self.modalities)}; got "
+                             f"{list(x) if isinstance(x, dict) else type(x).__name__}.")
+        checked = {m: _check_encoder_input(self.encoders[m], x[m], f"{name}[{m!r}]") for m in self.modalities}
+        if len({len(v) for v in checked.values()}) != 1:
+            raise ValueError(f"Both modalities in `{name}` must have the same number of samples; got "
+                             f"{ {m: len(v) for m, v in checked.items()} }.")
+        return checked
+
+    def _check_data(self, x, name):
+        if isinstance(x, dict) or not _is_stream(x):
+            self.check_pairs(x, name)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, *args, validation_data=None, **kwargs):
+        self._check_data(x, "x")
+        if validation_data is not None:
+            self._check_data(validation_data[0] if isinstance(validation_data, (tuple, list)) and validation_data
+                             else validation_data, "validation_data")
+        settings = _check_loop_settings({"batch_size": batch_size, "epochs": epochs, **kwargs})
+        try:
+            return super().fit(x, y, settings.pop("batch_size"), settings.pop("epochs"), *args,
+                               validation_data=validation_data, **settings)
+        except BaseException:
+            _forget_traces(self)
+            raise
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, "x")
+        settings = _check_loop_settings(kwargs)
+        try:
+            return super().evaluate(x, y, *args, **settings)
+        except BaseException:
+            _forget_traces(self)
+            raise
+
+    def predict(self, x, *args, **kwargs):
+        "Both modalities' normalised embeddings, as a dict (use `embed` for one modality)."
+        self._check_data(x, "x")
+        settings = _check_loop_settings(kwargs)
+        try:
+            return super().predict(x, *args, **settings)
+        except BaseException:
+            _forget_traces(self)
+            raise
 
     def get_config(self):
         return {**super().get_config(),
