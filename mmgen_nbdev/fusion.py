@@ -13,7 +13,7 @@ from keras import layers, ops
 
 from .backend import predict_step_with, set_seed
 from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
-                                check_seed, is_number)
+                                check_seed)
 from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
 from .modalities import (audio_decoder, audio_encoder, check_batch, check_tokens, decode_tokens,
                                     image_decoder, image_encoder, shift_tokens, text_decoder, text_encoder)
