@@ -15,7 +15,7 @@ from .backend import predict_step_with, set_seed
 from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
                                 check_seed)
 from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
-from .modalities import (audio_decoder, audio_encoder, check_batch, check_tokens, decode_tokens,
+from .modalities import (CheckedLoops, audio_decoder, audio_encoder, check_batch, check_tokens, decode_tokens,
                                     image_decoder, image_encoder, shift_tokens, text_decoder, text_encoder)
 from .vae import LIKELIHOODS, categorical_log_likelihood, gaussian_kl, log_likelihood, reparameterize
 
@@ -97,31 +97,9 @@ def _is_stream(x) -> bool:
             and not hasattr(x, "shape"))
 
 
-def _check_loop_settings(settings: dict) -> dict:
-    "The `fit`/`evaluate`/`predict` settings with their counts checked: positive integers, or None where Keras allows."
-    checked = dict(settings)
-    for key in ("batch_size", "steps_per_epoch", "validation_steps", "validation_batch_size", "steps"):
-        if checked.get(key) is not None:
-            checked[key] = check_positive_int(checked[key], key)
-    if "epochs" in checked:
-        checked["epochs"] = check_positive_int(checked["epochs"], "epochs")
-    if checked.get("validation_freq") is not None:
-        checked["validation_freq"] = check_positive_int(checked["validation_freq"], "validation_freq")
-    if checked.get("initial_epoch") is not None:
-        checked["initial_epoch"] = check_integer(checked["initial_epoch"], "initial_epoch", low=0)
-    if checked.get("validation_split"):
-        checked["validation_split"] = check_number(checked["validation_split"], "validation_split", low=0, high=1,
-                                                   high_open=True)
-    return checked
-
-
-def _forget_traces(model):
-    "Drop the model's traced train/test/predict functions, so that a call that failed while tracing is not reused."
-    model.train_function = model.test_function = model.predict_function = None
-
 # %% ../nbs/08_fusion.ipynb #e51fabd4
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class MultimodalVAE(keras.Model):
+class MultimodalVAE(CheckedLoops, keras.Model):
     """A VAE over several modalities: one Gaussian encoder and one decoder per modality, their posteriors fused by
     `fusion` (`"concat"`, `"poe"`, `"moe"` or `"mopoe"`), trained on the ELBO of every present modality.
 
@@ -397,45 +375,16 @@ class MultimodalVAE(keras.Model):
             raise ValueError(f"`{name}` must be a dict keyed by modality, {list(self.modalities)}, or a dataset or "
                              f"generator of such dicts; got {type(x).__name__}.")
 
-    def _check_validation(self, data):
-        if data is None:
-            return
-        if isinstance(data, (tuple, list)) and data:
-            data = data[0]
-        self._check_data(data, "validation_data", require_all=True)
+    def check_inputs(self, x, name: str):
+        "What `fit` and `evaluate` read: every modality of every sample (mark missing ones in `present`)."
+        self._check_data(x, name, require_all=True)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, *args, validation_data=None, **kwargs):
-        self._check_data(x, "x", require_all=True)
-        self._check_validation(validation_data)
-        settings = _check_loop_settings({"batch_size": batch_size, "epochs": epochs, **kwargs})
-        try:
-            return super().fit(x, y, settings.pop("batch_size"), settings.pop("epochs"), *args,
-                               validation_data=validation_data, **settings)
-        except BaseException:
-            _forget_traces(self)
-            raise
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, "x", require_all=True)
-        settings = _check_loop_settings(kwargs)
-        try:
-            return super().evaluate(x, y, *args, **settings)
-        except BaseException:
-            _forget_traces(self)
-            raise
-
-    def predict(self, x, *args, **kwargs):
-        "The posterior mean given the modalities in `x` (the fused one; a mixture's own mean)."
+    def check_predict_inputs(self, x, name: str):
+        "`predict` gives the posterior mean (the fused one; a mixture's own mean) from the modalities in `x`."
         if isinstance(x, dict):
-            x = self._as_inputs(self.check_given(x, "x"))
-        else:
-            self._check_data(x, "x", require_all=False)
-        settings = _check_loop_settings(kwargs)
-        try:
-            return super().predict(x, *args, **settings)
-        except BaseException:
-            _forget_traces(self)
-            raise
+            return self._as_inputs(self.check_given(x, name))
+        self._check_data(x, name, require_all=False)
+        return x
 
     # --- saving ----------------------------------------------------------------------------------------------
     def get_config(self):
@@ -576,7 +525,7 @@ def _check_encoder_input(encoder, values, name):
 
 
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class ContrastiveEncoder(keras.Model):
+class ContrastiveEncoder(CheckedLoops, keras.Model):
     """Two encoders into one embedding space, trained on paired data with the symmetric InfoNCE loss.
 
     `encoders` maps each of two modalities to a network from that modality to a vector of the same size; the
@@ -643,41 +592,10 @@ class ContrastiveEncoder(keras.Model):
                              f"{ {m: len(v) for m, v in checked.items()} }.")
         return checked
 
-    def _check_data(self, x, name):
+    def check_inputs(self, x, name: str):
+        "`fit`, `evaluate` and `predict` (both modalities' normalised embeddings) read paired data, or a stream."
         if isinstance(x, dict) or not _is_stream(x):
             self.check_pairs(x, name)
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, *args, validation_data=None, **kwargs):
-        self._check_data(x, "x")
-        if validation_data is not None:
-            self._check_data(validation_data[0] if isinstance(validation_data, (tuple, list)) and validation_data
-                             else validation_data, "validation_data")
-        settings = _check_loop_settings({"batch_size": batch_size, "epochs": epochs, **kwargs})
-        try:
-            return super().fit(x, y, settings.pop("batch_size"), settings.pop("epochs"), *args,
-                               validation_data=validation_data, **settings)
-        except BaseException:
-            _forget_traces(self)
-            raise
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, "x")
-        settings = _check_loop_settings(kwargs)
-        try:
-            return super().evaluate(x, y, *args, **settings)
-        except BaseException:
-            _forget_traces(self)
-            raise
-
-    def predict(self, x, *args, **kwargs):
-        "Both modalities' normalised embeddings, as a dict (use `embed` for one modality)."
-        self._check_data(x, "x")
-        settings = _check_loop_settings(kwargs)
-        try:
-            return super().predict(x, *args, **settings)
-        except BaseException:
-            _forget_traces(self)
-            raise
 
     def get_config(self):
         return {**super().get_config(),

@@ -25,13 +25,16 @@ def discriminator_loss(real_logits, fake_logits):
     return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
 
 
-def generator_loss(fake_logits, kind: str = "non_saturating"):
-    "The generator's loss from the discriminator's logits on fakes: non-saturating −E log D(G(z)), or minimax E log(1 − D(G(z)))."
+def generator_loss(fake_logits, kind: str = "non_saturating", per_sample: bool = False):
+    """The generator's loss from the discriminator's logits on fakes: non-saturating −E log D(G(z)), or minimax
+    E log(1 − D(G(z))); with `per_sample`, each fake's own loss (−log D or log(1 − D)) instead of their mean."""
     if kind == "non_saturating":
-        return ops.mean(ops.softplus(-fake_logits))
-    if kind == "minimax":
-        return -ops.mean(ops.softplus(fake_logits))
-    raise ValueError(f"`kind` must be 'non_saturating' or 'minimax'; got {kind!r}.")
+        losses = ops.softplus(-fake_logits)
+    elif kind == "minimax":
+        losses = -ops.softplus(fake_logits)
+    else:
+        raise ValueError(f"`kind` must be 'non_saturating' or 'minimax'; got {kind!r}.")
+    return losses if per_sample else ops.mean(losses)
 
 # %% ../nbs/05_gan.ipynb #019be08c
 def condition_network(num_classes: int | None = None, caption=None, width: int = 16,
@@ -143,11 +146,13 @@ class GAN(ComposedModel, PortableModel):
     """A generative adversarial network: `generator` maps noise (and a condition: a class label or a caption) to
     samples, `discriminator` maps samples (and the condition) to a logit. `loss` is `"non_saturating"`, `"minimax"`
     or `"wasserstein_gp"`; the discriminator takes `d_steps` steps per generator step. `value_range`, if given, is
-    checked on the data."""
+    checked on the data. `update` says which players a training step moves: "both" (training), or only the
+    discriminator ("d") or only the generator ("g"), as the GAN playground's step buttons do."""
 
     def __init__(self, generator, discriminator, loss: str = "non_saturating", d_steps: int = 1,
-                 gp_weight: float = 10.0, value_range=None, seed: int | None = None, **kwargs):
+                 gp_weight: float = 10.0, value_range=None, seed: int | None = None, update: str = "both", **kwargs):
         super().__init__(**kwargs)
+        self.update = check_choice(update, "update", ("both", "d", "g"))
         loss, d_steps = check_choice(loss, "loss", GAN_LOSSES), check_integer(d_steps, "d_steps", 1)
         gp_weight = check_number(gp_weight, "gp_weight", 0)
         self.generator, self.discriminator = generator, discriminator
@@ -272,14 +277,16 @@ class GAN(ComposedModel, PortableModel):
         x, labels = self._split(data)
         batch = ops.shape(x)[0]
         d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
-        for _ in range(self.d_steps):
+        d_loss = g_loss = d_real = d_fake = None  # a player that does not move logs nothing
+        for _ in range(self.d_steps if self.update != "g" else 0):
             # the fakes are made outside the differentiated function: the discriminator's step needs no graph of G
             fake = ops.stop_gradient(self.generator(self._with(self.noise(batch), labels), training=True))
             d_loss, (d_real, d_fake), grads = self.value_and_gradients(lambda: self._d_loss(x, labels, fake), d_vars)
             apply_gradients(self.d_optimizer, grads, d_vars)
-        z = self.noise(batch)
-        g_loss, _, grads = self.value_and_gradients(lambda: self._g_loss(labels, z), g_vars)
-        apply_gradients(self.g_optimizer, grads, g_vars)
+        if self.update != "d":
+            z = self.noise(batch)
+            g_loss, _, grads = self.value_and_gradients(lambda: self._g_loss(labels, z), g_vars)
+            apply_gradients(self.g_optimizer, grads, g_vars)
         return self._log(d_loss, g_loss, d_real, d_fake)
 
     def test_step_body(self, data):
@@ -296,7 +303,8 @@ class GAN(ComposedModel, PortableModel):
 
     def _log(self, d_loss, g_loss, d_real, d_fake):
         for name, value in zip(("d_loss", "g_loss", "d_real", "d_fake"), (d_loss, g_loss, d_real, d_fake)):
-            self.trackers[name].update_state(value)
+            if value is not None:
+                self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def predict_step(self, *args):
@@ -337,6 +345,7 @@ class GAN(ComposedModel, PortableModel):
             self.check_condition(condition, len(noise), f"{name}[1] ({self.condition_name})")
         elif isinstance(x, (np.ndarray, list, tuple)):
             check_batch(np.asarray(x), (self.latent_dim,), f"{name} (noise)")
+        return x
 
     def _check_pairs(self, x, y):
         "For a conditional GAN given arrays: one valid condition `y` per sample of `x`."
@@ -356,7 +365,7 @@ class GAN(ComposedModel, PortableModel):
 
     def config_values(self):
         return {"loss": self.loss_kind, "d_steps": self.d_steps, "gp_weight": self.gp_weight,
-                "value_range": self.value_range, "seed": self.seed}
+                "value_range": self.value_range, "seed": self.seed, "update": self.update}
 
 # %% ../nbs/05_gan.ipynb #b2330f2c
 def check_modes(samples, centres, std):

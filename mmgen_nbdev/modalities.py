@@ -16,7 +16,7 @@ from .checks import check_finite, check_integer, check_number, check_positive_in
 # %% auto #0
 __all__ = ['check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder', 'shift_tokens',
            'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments', 'SavesRandomState',
-           'check_shape', 'ComposedModel']
+           'check_shape', 'CheckedLoops', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -207,7 +207,8 @@ def check_loop_arguments(method, *args, **kwargs) -> dict:
     """The arguments of a call to `keras.Model.<method>` (fit, evaluate, predict) by name, with the counts among
     them (epochs, batch sizes, steps) checked: a rejected call raises before Keras builds or traces anything."""
     arguments = inspect.signature(getattr(keras.Model, method)).bind(None, *args, **kwargs).arguments
-    for name in ("batch_size", "steps_per_epoch", "validation_steps", "validation_batch_size", "steps", "epochs"):
+    for name in ("batch_size", "steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq",
+                 "steps", "epochs"):
         if arguments.get(name) is not None:
             check_positive_int(arguments[name], name)
     if "initial_epoch" in arguments:
@@ -254,44 +255,58 @@ def check_shape(x, expected_shape, name: str = "x"):
         raise ValueError(f"`{name}` must have shape (N, {', '.join(map(str, expected_shape))}); got {shape}.")
 
 
-class ComposedModel(SavesRandomState):
-    """Mixin for a `keras.Model` built from sub-networks: checks array inputs with `check_inputs` (and the loop's
-    counts) at `fit`, `evaluate` and `predict` before Keras traces anything, stops `fit` at the first batch whose
-    loss is NaN or infinite (`StopOnNonFinite`: streamed data are only seen batch by batch), saves the networks
-    named in `networks` plus `config_values()` in its config, and its random state in its weights."""
-    networks: tuple = ()
+class CheckedLoops(SavesRandomState):
+    """Mixin for a `keras.Model`: `fit`, `evaluate` and `predict` check their counts and their inputs (with
+    `check_inputs`) before Keras traces anything, `fit` stops at the first batch whose loss is NaN or infinite
+    (`StopOnNonFinite`: streamed data are only seen batch by batch), a loop that fails drops what it traced (so a
+    failed call cannot break the next), and the model's random state is saved with its weights."""
 
     def check_inputs(self, x, name: str):
-        "Raise a `ValueError` naming `name` if the array `x` is not valid input; subclasses say what valid is."
+        "Raise a `ValueError` naming `name` if `x` is not valid input; subclasses say what valid is."
 
     def check_predict_inputs(self, x, name: str):
-        "Raise a `ValueError` naming `name` if `x` is not valid input to `predict` (by default: to `fit`)."
+        "`x` as `predict` should pass it to Keras, after checking it (by default: as input to `fit`)."
         self.check_inputs(x, name)
+        return x
 
-    def config_values(self) -> dict:
-        "The constructor arguments, other than the networks, that rebuild this model."
-        return {}
+    def _run_loop(self, loop, arguments: dict):
+        "Keras's `loop` with `arguments`; if it fails, forget the traced functions so the next call traces anew."
+        try:
+            return loop(**{name: value for name, value in arguments.items() if name != "self"})
+        except BaseException:
+            self.train_function = self.test_function = self.predict_function = None
+            raise
 
     def fit(self, x=None, y=None, *args, **kwargs):
         arguments = check_loop_arguments("fit", x, y, *args, **kwargs)
         self.check_inputs(x, "x")
         validation_data = arguments.get("validation_data")
-        if isinstance(validation_data, (np.ndarray, dict)):
+        if isinstance(validation_data, (tuple, list)) and validation_data:
+            validation_data = validation_data[0]
+        if validation_data is not None:
             self.check_inputs(validation_data, "validation_data")
-        elif isinstance(validation_data, tuple) and validation_data and isinstance(validation_data[0], np.ndarray):
-            self.check_inputs(validation_data[0], "validation_data")
         arguments["callbacks"] = with_guard(arguments.get("callbacks"))
-        return super().fit(**{name: value for name, value in arguments.items() if name != "self"})
+        return self._run_loop(super().fit, arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_loop_arguments("evaluate", x, y, *args, **kwargs)
+        arguments = check_loop_arguments("evaluate", x, y, *args, **kwargs)
         self.check_inputs(x, "x")
-        return super().evaluate(x, y, *args, **kwargs)
+        return self._run_loop(super().evaluate, arguments)
 
     def predict(self, x, *args, **kwargs):
-        check_loop_arguments("predict", x, *args, **kwargs)
-        self.check_predict_inputs(x, "x")
-        return super().predict(x, *args, **kwargs)
+        arguments = check_loop_arguments("predict", x, *args, **kwargs)
+        arguments["x"] = self.check_predict_inputs(x, "x")
+        return self._run_loop(super().predict, arguments)
+
+
+class ComposedModel(CheckedLoops):
+    """Mixin for a `keras.Model` built from sub-networks: `CheckedLoops`, and a config holding the networks named
+    in `networks` plus `config_values()`."""
+    networks: tuple = ()
+
+    def config_values(self) -> dict:
+        "The constructor arguments, other than the networks, that rebuild this model."
+        return {}
 
     def get_config(self):
         networks = {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.networks}

@@ -124,8 +124,13 @@ def test_save_reload_and_resume(tmp_path, data, fusion):
     given = {m: v[:8] for m, v in x.items()}
     np.testing.assert_allclose(loaded.encode(given)[0], model.encode(given)[0], rtol=1e-5, atol=1e-6)
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 3
-    loaded.fit(x, epochs=1, batch_size=32, verbose=0)
+    loaded.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
     assert int(loaded.optimizer.iterations) == 6
+    # the reloaded model continues exactly where the saved one stopped: same noise (its random state is saved too)
+    model.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    for a, b in zip(loaded.trainable_variables + [loaded.seed_generator.state],
+                    model.trainable_variables + [model.seed_generator.state]):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5)
 
 
 def test_bad_input_is_rejected_by_name(data):
@@ -354,6 +359,30 @@ def test_a_failed_stream_leaves_the_model_usable(data):
         model.fit((few["image"] for _ in range(2)), epochs=1, verbose=0)  # arrays, not dicts
     history = model.fit(few, epochs=1, batch_size=8, verbose=0).history
     assert np.isfinite(history["loss"]).all()
+
+
+class NaNBatches(keras.utils.PyDataset):
+    "Dict batches of `x`, the third with a NaN pixel: streamed, so nothing sees them before training."
+
+    def __init__(self, x):
+        super().__init__()
+        self.x = x
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        batch = {m: v[index * 8:(index + 1) * 8].copy() for m, v in self.x.items()}
+        if index == 2:
+            batch["image"][0, 0, 0, 0] = np.nan
+        return batch
+
+
+def test_a_streamed_nan_stops_training_at_its_batch(data):
+    x, _ = data
+    model = small_model("mopoe")
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 3\b"):
+        model.fit(NaNBatches(x), epochs=2, shuffle=False, verbose=0)
 
 
 def test_contrastive_encoder_refuses_bad_data_and_stays_usable(data):
