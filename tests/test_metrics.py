@@ -1,12 +1,16 @@
 """The metrics where their answers are known: Fréchet distance of Gaussians, MMD of equal and shifted samples,
 precision and recall of a collapsed sample, the classification accuracy score, the package's digit classifier, and
-the Shapes factor readers (colour from pixels, a trained shape classifier, the caption parser)."""
+the Shapes factor readers (colour from pixels, a trained shape classifier, the caption parser), the JS estimate of
+2-D samples and Wilson's interval."""
+import math
+
 import numpy as np
 import pytest
 
-from mmgen_nbdev.data import load_digits
+from mmgen_nbdev.data import load_digits, load_toy
 from mmgen_nbdev.metrics import (classification_accuracy_score, digit_classifier, digit_frechet_distance,
-                                 frechet_distance, mmd, precision_recall)
+                                 frechet_distance, histogram_js, js_divergence, mmd, precision_recall,
+                                 wilson_interval)
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():
@@ -203,3 +207,21 @@ def test_retrieval_without_a_match_for_a_label_and_recall_counts():
     labels = np.arange(40) % 4
     result = retrieval_metrics(A, A, labels, labels, ks=np.int64(1))
     assert result == {"recall@1": 1.0, "median_rank": 1.0}
+
+
+def test_js_estimator_bounds():
+    rng = np.random.default_rng(0)
+    assert js_divergence([1, 0], [0, 1]) == pytest.approx(math.log(2))
+    assert js_divergence([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0)
+    a, b = rng.normal(size=(5000, 2)), rng.normal(size=(5000, 2))
+    assert 0 < histogram_js(a, b) < 0.05  # the sampling bias of 30×30 cells and 5,000 points
+    assert histogram_js(a, b + 100) == pytest.approx(math.log(2))
+    ring = load_toy("ring", 500)["points"]
+    assert histogram_js(ring, ring) == pytest.approx(0.0)
+
+
+def test_wilson_interval_matches_known_values():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    low, high = wilson_interval(8, 10)
+    assert (low, high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
