@@ -207,6 +207,7 @@ def check_loop_arguments(method, *args, **kwargs) -> dict:
     """The arguments of a call to `keras.Model.<method>` (fit, evaluate, predict) by name, with the counts among
     them (epochs, batch sizes, steps) checked: a rejected call raises before Keras builds or traces anything."""
     arguments = inspect.signature(getattr(keras.Model, method)).bind(None, *args, **kwargs).arguments
+    arguments.update(arguments.pop("kwargs", {}))  # Keras's own private flags, passed on as they came
     for name in ("batch_size", "steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq",
                  "steps", "epochs"):
         if arguments.get(name) is not None:
