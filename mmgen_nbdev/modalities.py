@@ -3,20 +3,22 @@
 # %% ../nbs/02_modalities.ipynb #dcbb78d2
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
+import warnings
 
 import keras
 import numpy as np
 from keras import layers
 
 from .callbacks import with_guard
-from .checks import check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
+from .checks import check_choice, check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
 # %% auto #0
-__all__ = ['check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder', 'shift_tokens',
-           'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments', 'SavesRandomState',
-           'check_shape', 'CheckedLoops', 'ComposedModel']
+__all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
+           'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
+           'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -62,7 +64,7 @@ def image_encoder(input_shape, latent_dim: int, kind: str = "conv", filters=(32,
             h = layers.Dense(units, activation="relu")(h)
     return keras.Model(x, _heads(h, latent_dim, gaussian, name), name=name)
 
-
+# %% ../nbs/02_modalities.ipynb #cf8f7a38
 def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64, 32), hidden: int = 128,
                   name: str = "image_decoder") -> keras.Model:
     """A decoder from a `latent_dim` code to unnormalised parameters (e.g. logits) of images of `output_shape`.
@@ -120,7 +122,7 @@ def text_encoder(length: int, vocabulary_size: int, latent_dim: int, width: int 
     h = layers.Dense(hidden, activation="relu")(layers.GlobalMaxPooling1D()(h))
     return keras.Model(tokens, _heads(h, latent_dim, gaussian, name), name=name)
 
-
+# %% ../nbs/02_modalities.ipynb #92725d8a
 def text_decoder(latent_dim: int, length: int, vocabulary_size: int, kind: str = "recurrent", width: int = 64,
                  hidden: int = 128, name: str = "text_decoder") -> keras.Model:
     """A decoder from a `latent_dim` code to token logits of shape (N, `length`, `vocabulary_size`).
@@ -145,7 +147,7 @@ def text_decoder(latent_dim: int, length: int, vocabulary_size: int, kind: str =
     h = layers.GRU(hidden, return_sequences=True)(layers.Concatenate()([words, code_at_each_step]), initial_state=state)
     return keras.Model([z, previous], layers.Dense(vocabulary_size, name="logits")(h), name=name)
 
-
+# %% ../nbs/02_modalities.ipynb #4e798f01
 def shift_tokens(tokens):
     "The caption as a recurrent decoder reads it while predicting `tokens`: shifted right by one, 0 first."
     tokens = keras.ops.convert_to_tensor(tokens, "int32")
@@ -202,7 +204,7 @@ def check_batch(x, expected_shape, name: str = "x", value_range=None):
         raise ValueError(f"`{name}` must lie in [{value_range[0]}, {value_range[1]}] for this model; "
                          f"got values from {x.min():.3g} to {x.max():.3g}.")
 
-
+# %% ../nbs/02_modalities.ipynb #b04d6736
 def check_loop_arguments(method, *args, **kwargs) -> dict:
     """The arguments of a call to `keras.Model.<method>` (fit, evaluate, predict) by name, with the counts among
     them (epochs, batch sizes, steps) checked: a rejected call raises before Keras builds or traces anything."""
@@ -218,7 +220,7 @@ def check_loop_arguments(method, *args, **kwargs) -> dict:
         check_number(arguments["validation_split"], "validation_split", 0, 1, high_open=True)
     return arguments
 
-
+# %% ../nbs/02_modalities.ipynb #07f0e57a
 class SavesRandomState:
     """Mixin for a `keras.Model` that keeps its seed generators' states in its saved file, so that a reloaded
     model draws the same noise next as the model that was saved (Keras saves only the variables of layers)."""
@@ -247,7 +249,7 @@ class _Without:
     def __getitem__(self, key):
         return self.store[key]
 
-
+# %% ../nbs/02_modalities.ipynb #223eb13a
 def check_shape(x, expected_shape, name: str = "x"):
     "Raise a `ValueError` unless the array or tensor `x` has shape (batch, *expected_shape) where its shape is known."
     shape = tuple(x.shape)
@@ -299,10 +301,44 @@ class CheckedLoops(SavesRandomState):
         arguments["x"] = self.check_predict_inputs(x, "x")
         return self._run_loop(super().predict, arguments)
 
+# %% ../nbs/02_modalities.ipynb #facb74c7
+PROTOCOL = ("embed", "posterior", "decode", "reconstruct", "generate")
 
-class ComposedModel(CheckedLoops):
-    """Mixin for a `keras.Model` built from sub-networks: `CheckedLoops`, and a config holding the networks named
-    in `networks` plus `config_values()`."""
+
+class ModelProtocol:
+    """What every model answers (see "The model protocol"): the methods named in `offers`, NumPy in and out, and the
+    attributes `latent_dim` and `modalities`. A method the model does not offer raises `NotImplementedError`."""
+    offers: tuple = ()
+    modalities: tuple = ()
+    latent_dim: int | None = None
+
+    def can(self, method: str) -> bool:
+        "Whether the model answers the protocol's `method`."
+        return check_choice(method, "method", PROTOCOL) in self.offers
+
+    def _not_offered(self, method):
+        raise NotImplementedError(f"A {type(self).__name__} has no `{method}`; it offers {list(self.offers)}.")
+
+    def embed(self, x, batch_size: int = 256): self._not_offered("embed")
+    def posterior(self, x, batch_size: int = 256): self._not_offered("posterior")
+    def decode(self, z, batch_size: int = 256): self._not_offered("decode")
+    def reconstruct(self, x, batch_size: int = 256): self._not_offered("reconstruct")
+    def generate(self, n: int, seed: int = 0, **condition): self._not_offered("generate")
+
+# %% ../nbs/02_modalities.ipynb #3d5f064f
+def deprecated_alias(old: str, new: str, method):
+    "A method called `old` that warns it is deprecated in favour of `new`, then calls `method`."
+    @functools.wraps(method)
+    def alias(self, *args, **kwargs):
+        warnings.warn(f"`{type(self).__name__}.{old}` is deprecated; use `{new}`.", DeprecationWarning, stacklevel=2)
+        return method(self, *args, **kwargs)
+    alias.__name__ = alias.__qualname__ = old
+    return alias
+
+# %% ../nbs/02_modalities.ipynb #cd5a0cc5
+class ComposedModel(CheckedLoops, ModelProtocol):
+    """Mixin for a `keras.Model` built from sub-networks: `CheckedLoops`, the `ModelProtocol`, and a config holding
+    the networks named in `networks` plus `config_values()`."""
     networks: tuple = ()
 
     def config_values(self) -> dict:
