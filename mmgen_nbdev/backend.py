@@ -112,7 +112,7 @@ def _unique(variables):
             out.append(v)
     return out
 
-
+# %% ../nbs/00_backend.ipynb #d5f3c016
 def _tensorflow_value_and_gradients(loss_fn, variables, state):
     import tensorflow as tf
     with tf.GradientTape() as tape:
@@ -132,7 +132,7 @@ def _torch_value_and_gradients(loss_fn, variables, state):
     grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
     return loss.detach(), aux, list(grads)
 
-
+# %% ../nbs/00_backend.ipynb #2c26bf5b
 def _jax_value_and_gradients(loss_fn, variables, state):
     import jax
     differentiated = {id(v) for v in variables}
@@ -153,7 +153,7 @@ def _jax_value_and_gradients(loss_fn, variables, state):
         others[i].assign(value)
     return loss, aux, list(grads)
 
-
+# %% ../nbs/00_backend.ipynb #82648a64
 def value_and_gradients(loss_fn, variables, state=()):
     """Evaluate `loss_fn()` and its gradients with respect to `variables`, on any backend.
 

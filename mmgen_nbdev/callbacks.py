@@ -145,7 +145,7 @@ def read_archive_config(path) -> dict:
         raise unreadable("its config.json names no class")
     return config
 
-
+# %% ../nbs/06_callbacks.ipynb #08cba3f7
 def archive_class(config) -> type | None:
     """The class a `.keras` config names, or None if it cannot be found: a registered class, else one from Keras's
     or this package's modules (imported on demand, which also registers this package's classes)."""
@@ -164,7 +164,7 @@ def archive_class(config) -> type | None:
 def _class_name(cls) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
-
+# %% ../nbs/06_callbacks.ipynb #24f24309
 def load_model(path, expected=None, **kwargs):
     """Load a model from a `.keras` file, failing by cause: `FileNotFoundError` when there is no file, `ValueError`
     when it is not a readable `.keras` archive, `TypeError` when it holds a class other than `expected` (a class or
