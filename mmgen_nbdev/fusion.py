@@ -11,18 +11,15 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .backend import predict_step_with, set_seed
+from .backend import predict_step_with
 from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
                                 check_seed)
-from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
-from .modalities import (CheckedLoops, audio_decoder, audio_encoder, check_batch, check_tokens, decode_tokens,
-                                    image_decoder, image_encoder, shift_tokens, text_decoder, text_encoder)
+from .modalities import CheckedLoops, check_batch, check_tokens, decode_tokens, shift_tokens
 from .vae import LIKELIHOODS, categorical_log_likelihood, gaussian_kl, log_likelihood, reparameterize
 
 # %% auto #0
-__all__ = ['FUSIONS', 'MULTIDIGITS_SIZES', 'product_of_experts', 'fusion_subsets', 'compiled_call', 'MultimodalVAE',
-           'balanced_weights', 'multidigits_vae', 'likeliest_caption_digit', 'shapes_vae', 'info_nce',
-           'ContrastiveEncoder']
+__all__ = ['FUSIONS', 'product_of_experts', 'fusion_subsets', 'compiled_call', 'MultimodalVAE', 'balanced_weights',
+           'likeliest_caption', 'info_nce', 'ContrastiveEncoder']
 
 # %% ../nbs/08_fusion.ipynb #3abd16e1
 def _check_experts(means, log_vars, present):
@@ -411,73 +408,28 @@ def balanced_weights(sizes: dict, reference: str) -> dict:
     sizes = {m: check_positive_int(size, f"sizes[{m!r}]") for m, size in sizes.items()}
     return {m: sizes[reference] / size for m, size in sizes.items()}
 
-
-MULTIDIGITS_SIZES = {"image": 16 * 16, "text": 6, "audio": 32 * 32}  # pixels, words, spectrogram values
-
-# %% ../nbs/08_fusion.ipynb #a3ec3f36
-def multidigits_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, likelihood_weights="auto",
-                    beta: float = 1.0) -> MultimodalVAE:
-    """A multimodal VAE over MultiDigits' image, caption and tone (16×16 images), fused by `fusion`. Each modality's
-    log-likelihood is weighted by `likelihood_weights`: `"balanced"` (`balanced_weights`, the image at 1), `None`
-    (all 1), a dict, or `"auto"`: balanced for the mixtures (`"moe"`, `"mopoe"`), all 1 otherwise."""
-    check_choice(fusion, "fusion", FUSIONS)
-    latent_dim, seed, beta = check_positive_int(latent_dim, "latent_dim"), check_seed(seed), check_number(beta, "beta", low=0)
-    if isinstance(likelihood_weights, str):
-        if likelihood_weights not in ("auto", "balanced"):
-            raise ValueError(f"`likelihood_weights` must be 'auto', 'balanced', None or a dict; got {likelihood_weights!r}.")
-        balanced = likelihood_weights == "balanced" or fusion in ("moe", "mopoe")
-        likelihood_weights = balanced_weights(MULTIDIGITS_SIZES, "image") if balanced else None
-    set_seed(seed)
-    size = len(multidigits_vocabulary())
-    encoders = {"image": image_encoder((16, 16, 1), latent_dim, "dense", gaussian=True),
-                "text": text_encoder(6, size, latent_dim, gaussian=True),
-                "audio": audio_encoder((32, 32), latent_dim, "dense", gaussian=True)}
-    decoders = {"image": image_decoder(latent_dim, (16, 16, 1), "dense"), "text": text_decoder(latent_dim, 6, size),
-                "audio": audio_decoder(latent_dim, (32, 32), "dense")}
-    likelihoods = {"image": "bernoulli", "text": "categorical", "audio": "gaussian"}
-    return MultimodalVAE(encoders, decoders, likelihoods, fusion=fusion, seed=seed,
-                         likelihood_weights=likelihood_weights, beta=beta)
-
 # %% ../nbs/08_fusion.ipynb #460fa9b6
-def likeliest_caption_digit(model, codes, batch_size: int = 64) -> np.ndarray:
-    "The digit of the likeliest of all MultiDigits captions under `model`'s caption decoder, for each latent code."
+def likeliest_caption(model, codes, captions, batch_size: int = 64) -> np.ndarray:
+    "The index of the likeliest of `captions` (token ids, one row each) under `model`'s caption decoder, for each code."
     if not isinstance(model, MultimodalVAE) or "text" not in model.decoders or len(model.decoders["text"].inputs) != 2:
         raise ValueError(f"`model` must be a MultimodalVAE with a recurrent 'text' decoder (one that reads the caption "
                          f"so far); got {type(model).__name__}.")
     codes, batch_size = model.check_codes(codes, "codes"), check_positive_int(batch_size, "batch_size")
-    vocabulary = multidigits_vocabulary()
-    captions = [(d, vocabulary.encode(digit_caption(d, t))) for d in range(10) for t in range(len(CAPTION_TEMPLATES))]
-    tokens = np.stack([caption for _, caption in captions]).astype("int32")
-    if tokens.shape[1] != model.decoders["text"].inputs[1].shape[1]:
-        raise ValueError(f"`model`'s caption decoder writes {model.decoders['text'].inputs[1].shape[1]} words; "
-                         f"MultiDigits captions have {tokens.shape[1]}.")
+    decoder = model.decoders["text"]
+    tokens = np.asarray(captions)
+    check_tokens(tokens, decoder.output.shape[-1], decoder.inputs[1].shape[1], "captions")
+    if not len(tokens):
+        raise ValueError("`captions` must hold at least one caption; got none.")
+    tokens = tokens.astype("int32")
 
     def scores(z):  # every caption under every code, in one decoder call: (codes, captions)
         n, c = ops.shape(z)[0], len(tokens)
         every = ops.tile(ops.convert_to_tensor(tokens), (n, 1))
-        logits = model.decoders["text"]([ops.repeat(z, c, axis=0), shift_tokens(every)])
+        logits = decoder([ops.repeat(z, c, axis=0), shift_tokens(every)])
         return ops.reshape(categorical_log_likelihood(every, logits), (n, c))
 
-    best = np.concatenate([np.argmax(compiled_call(model, "likeliest_caption", scores, codes[i:i + batch_size]), axis=1)
+    return np.concatenate([np.argmax(compiled_call(model, "likeliest_caption", scores, codes[i:i + batch_size]), axis=1)
                            for i in range(0, len(codes), batch_size)])
-    return np.array([d for d, _ in captions])[best]
-
-# %% ../nbs/08_fusion.ipynb #559c72ed
-def shapes_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, image_size: int = 32,
-               likelihood_weights=None) -> MultimodalVAE:
-    "A multimodal VAE over Shapes' colour image (`image_size`² RGB) and caption (any level), fused by `fusion`."
-    check_choice(fusion, "fusion", FUSIONS)
-    latent_dim, seed = check_positive_int(latent_dim, "latent_dim"), check_seed(seed)
-    image_size = check_positive_int(image_size, "image_size")
-    set_seed(seed)
-    size, length = len(shapes_vocabulary()), shapes_vocabulary().length
-    image_shape = (image_size, image_size, 3)
-    encoders = {"image": image_encoder(image_shape, latent_dim, "dense", hidden=256, gaussian=True),
-                "text": text_encoder(length, size, latent_dim, gaussian=True)}
-    decoders = {"image": image_decoder(latent_dim, image_shape, "dense", hidden=256),
-                "text": text_decoder(latent_dim, length, size)}
-    return MultimodalVAE(encoders, decoders, {"image": "bernoulli", "text": "categorical"}, fusion=fusion, seed=seed,
-                         likelihood_weights=likelihood_weights)
 
 # %% ../nbs/08_fusion.ipynb #28219a9e
 def _check_embeddings(a, b):
@@ -607,3 +559,16 @@ class ContrastiveEncoder(CheckedLoops, keras.Model):
         config = dict(config)
         config["encoders"] = {m: keras.saving.deserialize_keras_object(v) for m, v in config["encoders"].items()}
         return cls(**config)
+
+# %% ../nbs/08_fusion.ipynb #ae3873ad
+_MOVED_TO_RECIPES = ("MULTIDIGITS_SIZES", "multidigits_vae", "shapes_vae", "likeliest_caption_digit")
+
+
+def __getattr__(name):
+    "`mmgen_nbdev.fusion.multidigits_vae` and the other moved recipes: `mmgen_nbdev.recipes`' own, with a warning."
+    if name not in _MOVED_TO_RECIPES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+    warnings.warn(f"mmgen_nbdev.fusion.{name} moved to mmgen_nbdev.recipes.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module("mmgen_nbdev.recipes"), name)

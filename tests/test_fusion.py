@@ -12,11 +12,11 @@ import pytest
 
 from mmgen_nbdev.backend import set_seed
 from mmgen_nbdev.data import load_multidigits, load_shapes, multidigits_vocabulary, shapes_vocabulary
-from mmgen_nbdev.fusion import (FUSIONS, MULTIDIGITS_SIZES, ContrastiveEncoder, MultimodalVAE, balanced_weights,
-                                fusion_subsets, info_nce, likeliest_caption_digit, multidigits_vae,
-                                product_of_experts, shapes_vae)
+from mmgen_nbdev.fusion import (FUSIONS, ContrastiveEncoder, MultimodalVAE, balanced_weights, fusion_subsets, info_nce,
+                                product_of_experts)
 from mmgen_nbdev.modalities import (audio_decoder, audio_encoder, image_decoder, image_encoder, text_decoder,
                                     text_encoder)
+from mmgen_nbdev.recipes import MULTIDIGITS_SIZES, likeliest_caption_digit, multidigits_vae, shapes_vae
 
 pytestmark = pytest.mark.backends
 MODALITIES = ("image", "text", "audio")
