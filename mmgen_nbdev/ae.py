@@ -3,13 +3,18 @@
 # %% ../nbs/03_ae.ipynb #524d0abf
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
+from fastcore.basics import patch
 from keras import ops
 
 from .backend import check_seed, predict_step_with
 from .checks import check_number
-from .modalities import ComposedModel, check_batch, check_shape
+from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
+                                    in_batches)
+from .vae import likelihood_mean
 
 # %% auto #0
 __all__ = ['RECONSTRUCTION_LOSSES', 'Autoencoder']
@@ -24,6 +29,7 @@ class Autoencoder(ComposedModel, keras.Model):
 
     `encoder` maps x to a code, `decoder` maps the code to logits (`loss="bce"`, pixels in [0, 1]) or to values
     (`loss="mse"`). Train with `fit(x)`: the target is the input itself."""
+    offers = ("embed", "decode", "reconstruct")
 
     def __init__(self, encoder, decoder, loss: str = "bce", noise_stddev: float = 0.0, seed: int | None = None,
                  **kwargs):
@@ -37,8 +43,9 @@ class Autoencoder(ComposedModel, keras.Model):
         self.reconstruction_loss, self.noise_stddev = loss, float(noise_stddev)
         self.seed = None if seed is None else check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self.image_shape = tuple(encoder.input.shape[1:])
-        self.code_dim = int(encoder.output.shape[-1])
+        self.image_shape = self.sample_shape = tuple(encoder.input.shape[1:])
+        self.latent_dim = self.code_dim = int(encoder.output.shape[-1])
+        self.likelihood = "bernoulli" if loss == "bce" else "gaussian"  # what the two losses are the log of
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     @property
@@ -51,10 +58,6 @@ class Autoencoder(ComposedModel, keras.Model):
             x = x + self.noise_stddev * keras.random.normal(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
         return self.decoder(self.encoder(x, training=training), training=training)
 
-    def output_image(self, decoded):
-        "The reconstruction for the decoder's raw output: σ(logits) for `bce`, the values for `mse`."
-        return ops.sigmoid(decoded) if self.reconstruction_loss == "bce" else decoded
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         target = x if y is None else y
         if self.reconstruction_loss == "bce":
@@ -65,22 +68,6 @@ class Autoencoder(ComposedModel, keras.Model):
         self.reconstruction_tracker.update_state(loss)
         return loss
 
-    def predict_step(self, *args):
-        return predict_step_with(self, args, lambda x: self.output_image(self(x, training=False)))
-
-    def encode(self, x):
-        "The code of each input, as a NumPy array."
-        x = np.asarray(x)
-        check_batch(x, self.image_shape, "x")
-        return ops.convert_to_numpy(self.encoder(x.astype("float32")))
-
-    def decode(self, codes):
-        "The reconstruction decoded from each code, as a NumPy array."
-        codes = np.asarray(codes)
-        check_batch(codes, (self.code_dim,), "codes")
-        codes = codes.astype("float32")
-        return ops.convert_to_numpy(self.output_image(self.decoder(codes)))
-
     networks = ("encoder", "decoder")
 
     def check_inputs(self, x, name):
@@ -88,3 +75,42 @@ class Autoencoder(ComposedModel, keras.Model):
 
     def config_values(self):
         return {"loss": self.reconstruction_loss, "noise_stddev": self.noise_stddev, "seed": self.seed}
+
+# %% ../nbs/03_ae.ipynb #1022ae96
+@patch
+def embed(self: Autoencoder, x, batch_size: int = 256):
+    "The code of each input, as NumPy (N, latent_dim)."
+    x = np.asarray(x)
+    check_batch(x, self.image_shape, "x")
+    return in_batches(self.encoder, x.astype("float32"), check_positive_int(batch_size, "batch_size"))
+
+
+@patch
+def decode(self: Autoencoder, z, batch_size: int = 256):
+    "The likelihood's mean (the reconstruction) decoded from each code in `z`, as NumPy."
+    z = np.asarray(z)
+    check_batch(z, (self.latent_dim,), "z")
+    fn = lambda codes: likelihood_mean(self.decoder(codes), self.likelihood)
+    return in_batches(fn, z.astype("float32"), check_positive_int(batch_size, "batch_size"))
+
+
+@patch
+def predict_step(self: Autoencoder, *args):
+    return predict_step_with(self, args, lambda x: likelihood_mean(self(x, training=False), self.likelihood))
+
+
+@patch
+def reconstruct(self: Autoencoder, x, batch_size: int = 256):
+    "Each input encoded and decoded (what `predict` returns), as NumPy."
+    return self.predict(x, batch_size=batch_size, verbose=0)
+
+# %% ../nbs/03_ae.ipynb #6ce1412a
+Autoencoder.encode = deprecated_alias("encode", "embed", Autoencoder.embed)
+
+
+@patch
+def output_image(self: Autoencoder, decoded):
+    "Deprecated: `likelihood_mean(decoded, self.likelihood)`."
+    warnings.warn("`Autoencoder.output_image` is deprecated; use `likelihood_mean(decoded, ae.likelihood)` or `decode`.",
+                  DeprecationWarning, stacklevel=2)
+    return likelihood_mean(decoded, self.likelihood)

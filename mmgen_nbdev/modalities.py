@@ -18,7 +18,8 @@ from .checks import check_choice, check_finite, check_integer, check_number, che
 # %% auto #0
 __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
            'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
-           'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'ComposedModel']
+           'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches',
+           'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -334,6 +335,18 @@ def deprecated_alias(old: str, new: str, method):
         return method(self, *args, **kwargs)
     alias.__name__ = alias.__qualname__ = old
     return alias
+
+# %% ../nbs/02_modalities.ipynb #0ade8c53
+def in_batches(fn, x, batch_size: int = 256):
+    """`fn` over `x` (an array, or a dict of arrays with one number of rows) `batch_size` rows at a time; its outputs
+    (a tensor, or a tuple of tensors) joined as NumPy."""
+    rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    take = lambda i: {k: v[i:i + batch_size] for k, v in x.items()} if isinstance(x, dict) else x[i:i + batch_size]
+    parts = [fn(take(i)) for i in range(0, max(rows, 1), batch_size)]
+    join = lambda tensors: np.concatenate([keras.ops.convert_to_numpy(t) for t in tensors])
+    if isinstance(parts[0], (tuple, list)):
+        return tuple(join([p[j] for p in parts]) for j in range(len(parts[0])))
+    return join(parts)
 
 # %% ../nbs/02_modalities.ipynb #cd5a0cc5
 class ComposedModel(CheckedLoops, ModelProtocol):

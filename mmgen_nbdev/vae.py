@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import numpy as np
+from fastcore.basics import patch
 from keras import ops
 
 from .backend import check_seed, predict_step_with
 from .checks import check_choice, check_integer, check_number
-from .modalities import ComposedModel, check_batch, check_positive_int, check_shape
+from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
+                                    in_batches)
 
 # %% auto #0
 __all__ = ['LOG_2PI', 'LIKELIHOODS', 'gaussian_kl', 'gaussian_log_density', 'standard_normal_log_density',
            'importance_weighted_bound', 'check_same_shape', 'bernoulli_log_likelihood', 'gaussian_log_likelihood',
-           'categorical_log_likelihood', 'reparameterize', 'log_likelihood', 'elbo_terms', 'VAE']
+           'categorical_log_likelihood', 'reparameterize', 'log_likelihood', 'elbo_terms', 'likelihood_mean', 'VAE']
 
 # %% ../nbs/04_vae.ipynb #b9eeb830
 LOG_2PI = math.log(2 * math.pi)
@@ -108,6 +111,16 @@ def elbo_terms(x, decoder_output, mean, log_var, likelihood: str = "bernoulli", 
     """The two terms of a one-sample ELBO, per example: (log p(x | z), KL(q(z | x) ‖ p(z))); ELBO = first − second."""
     return log_likelihood(x, decoder_output, likelihood, log_scale), gaussian_kl(mean, log_var)
 
+# %% ../nbs/04_vae.ipynb #e809f33c
+def likelihood_mean(decoder_output, likelihood: str = "bernoulli"):
+    """The mean of the decoder's distribution from its raw output: σ(logits) for `"bernoulli"`, the output itself for
+    `"gaussian"` means, softmax(logits) over the last axis (each word's probability) for `"categorical"`."""
+    check_choice(likelihood, "likelihood", LIKELIHOODS)
+    decoder_output = ops.convert_to_tensor(decoder_output)
+    if likelihood == "bernoulli":
+        return ops.sigmoid(decoder_output)
+    return decoder_output if likelihood == "gaussian" else ops.softmax(decoder_output, axis=-1)
+
 # %% ../nbs/04_vae.ipynb #26ccc90c
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
 class VAE(ComposedModel, keras.Model):
@@ -115,6 +128,7 @@ class VAE(ComposedModel, keras.Model):
     decoder, trained on the β-weighted negative ELBO with optional linear KL warm-up.
 
     `encoder` maps x to (mean, log_var); `decoder` maps z to logits (Bernoulli) or means (Gaussian)."""
+    offers = ("embed", "posterior", "decode", "reconstruct", "generate")
 
     def __init__(self, encoder, decoder, likelihood: str = "bernoulli", beta: float = 1.0,
                  kl_warmup_steps: int = 0, seed: int | None = None, **kwargs):
@@ -127,7 +141,7 @@ class VAE(ComposedModel, keras.Model):
         self.likelihood, self.beta, self.kl_warmup_steps = likelihood, float(beta), kl_warmup_steps
         self.seed = None if seed is None else check_seed(seed)
         self.latent_dim = int(encoder.output[0].shape[-1])
-        self.image_shape = tuple(encoder.input.shape[1:])
+        self.image_shape = self.sample_shape = tuple(encoder.input.shape[1:])
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale",
                                          trainable=likelihood == "gaussian")
@@ -140,8 +154,8 @@ class VAE(ComposedModel, keras.Model):
     def metrics(self):
         return super().metrics + [self.reconstruction_tracker, self.kl_tracker, self.neg_elbo_tracker]
 
-    def encode(self, x):
-        "The posterior's (mean, log_var) for images `x`."
+    def _encode(self, x):
+        "The posterior's (mean, log_var) for images `x`, as tensors."
         if isinstance(x, np.ndarray):
             self.check_inputs(x, "x")
         check_shape(x, self.image_shape)
@@ -149,7 +163,7 @@ class VAE(ComposedModel, keras.Model):
         return mean, log_var
 
     def call(self, x, training=False):
-        mean, log_var = self.encode(x)
+        mean, log_var = self._encode(x)
         z = reparameterize(mean, log_var, self.seed_generator)
         return {"mean": mean, "log_var": log_var, "z": z, "decoded": self.decoder(z, training=training)}
 
@@ -173,49 +187,6 @@ class VAE(ComposedModel, keras.Model):
             return loss
         return reconstruction + self.beta * kl
 
-    def mean_image(self, decoded):
-        "The decoder's expected image for its raw output: σ(logits), or the Gaussian mean."
-        return ops.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
-
-    def decode(self, z):
-        "The expected image for each code in `z`, as a NumPy array."
-        z = np.asarray(z)
-        check_batch(z, (self.latent_dim,), "z")
-        z = z.astype("float32")
-        return ops.convert_to_numpy(self.mean_image(self.decoder(z)))
-
-    def predict_step(self, *args):
-        return predict_step_with(self, args, lambda x: self.mean_image(self.decoder(self.encode(x)[0])))
-
-    def reconstruct(self, x, batch_size: int = 256):
-        "The expected image decoded from each input's posterior mean (what `predict` returns)."
-        self.check_inputs(x, "x")
-        return self.predict(x, batch_size=batch_size, verbose=0)
-
-    def sample(self, n: int, seed: int = 0):
-        "`n` new images: codes drawn from the prior N(0, I), decoded to their expected image."
-        n = check_positive_int(n, "n")
-        z = np.random.default_rng(check_seed(seed)).standard_normal((n, self.latent_dim)).astype("float32")
-        return self.decode(z)
-
-    def importance_weighted_bound(self, x, k: int = 64, batch_size: int = 64, seed: int = 0):
-        "The IWAE bound L_k on log p(x) of each image, in nats, with `k` importance samples (k=1: the ELBO)."
-        self.check_inputs(x, "x")
-        k, generator = check_positive_int(k, "k"), keras.random.SeedGenerator(check_seed(seed))
-        batch_size = check_positive_int(batch_size, "batch_size")
-        bounds = []
-        for start in range(0, len(x), batch_size):
-            xb = ops.convert_to_tensor(x[start:start + batch_size])
-            n = ops.shape(xb)[0]
-            mean, log_var = self.encode(xb)
-            mean_k, log_var_k = ops.repeat(mean, k, axis=0), ops.repeat(log_var, k, axis=0)
-            z = reparameterize(mean_k, log_var_k, generator)
-            log_likelihood, _ = elbo_terms(ops.repeat(xb, k, axis=0), self.decoder(z), mean_k, log_var_k,
-                                           self.likelihood, self.log_scale)
-            log_w = log_likelihood + standard_normal_log_density(z) - gaussian_log_density(z, mean_k, log_var_k)
-            bounds.append(ops.convert_to_numpy(importance_weighted_bound(ops.reshape(log_w, (n, k)))))
-        return np.concatenate(bounds)
-
     networks = ("encoder", "decoder")
 
     def check_inputs(self, x, name):
@@ -224,3 +195,85 @@ class VAE(ComposedModel, keras.Model):
     def config_values(self):
         return {"likelihood": self.likelihood, "beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps,
                 "seed": self.seed}
+
+# %% ../nbs/04_vae.ipynb #e0b5ce71
+@patch
+def posterior(self: VAE, x, batch_size: int = 256):
+    "The posterior's (mean, log_var) for each image of `x`, as two NumPy arrays (N, latent_dim)."
+    x = np.asarray(x)
+    self.check_inputs(x, "x")
+    return in_batches(self._encode, x.astype("float32"), check_positive_int(batch_size, "batch_size"))
+
+
+@patch
+def embed(self: VAE, x, batch_size: int = 256):
+    "Each image's place in the latent space: its posterior mean, as NumPy (N, latent_dim)."
+    return self.posterior(x, batch_size)[0]
+
+
+@patch
+def decode(self: VAE, z, batch_size: int = 256):
+    "The likelihood's mean (the expected image) for each code in `z`, as NumPy."
+    z = np.asarray(z)
+    check_batch(z, (self.latent_dim,), "z")
+    fn = lambda codes: likelihood_mean(self.decoder(codes), self.likelihood)
+    return in_batches(fn, z.astype("float32"), check_positive_int(batch_size, "batch_size"))
+
+# %% ../nbs/04_vae.ipynb #85aebd74
+@patch
+def predict_step(self: VAE, *args):
+    return predict_step_with(self, args, lambda x: likelihood_mean(self.decoder(self._encode(x)[0]), self.likelihood))
+
+
+@patch
+def reconstruct(self: VAE, x, batch_size: int = 256):
+    "The expected image decoded from each input's posterior mean (what `predict` returns), as NumPy."
+    self.check_inputs(x, "x")
+    return self.predict(x, batch_size=batch_size, verbose=0)
+
+
+@patch
+def generate(self: VAE, n: int, seed: int = 0, batch_size: int = 256):
+    "`n` new images: codes drawn from the prior N(0, I) with `seed`, decoded to their expected image."
+    n = check_positive_int(n, "n")
+    z = np.random.default_rng(check_seed(seed)).standard_normal((n, self.latent_dim)).astype("float32")
+    return self.decode(z, batch_size)
+
+# %% ../nbs/04_vae.ipynb #7077760f
+VAE.sample = deprecated_alias("sample", "generate", VAE.generate)
+
+
+@patch
+def encode(self: VAE, x):
+    "Deprecated: the posterior's (mean, log_var) as tensors; use `posterior` (NumPy) or `embed` (the means)."
+    warnings.warn("`VAE.encode` is deprecated; use `posterior` (NumPy mean and log_var) or `embed` (the means).",
+                  DeprecationWarning, stacklevel=2)
+    return self._encode(x)
+
+
+@patch
+def mean_image(self: VAE, decoded):
+    "Deprecated: `likelihood_mean(decoded, self.likelihood)`."
+    warnings.warn("`VAE.mean_image` is deprecated; use `likelihood_mean(decoded, vae.likelihood)` or `decode`.",
+                  DeprecationWarning, stacklevel=2)
+    return likelihood_mean(decoded, self.likelihood)
+
+# %% ../nbs/04_vae.ipynb #617f659d
+@patch
+def importance_weighted_bound(self: VAE, x, k: int = 64, batch_size: int = 64, seed: int = 0):
+    "The IWAE bound L_k on log p(x) of each image, in nats, with `k` importance samples (k=1: the ELBO)."
+    self.check_inputs(x, "x")
+    k, generator = check_positive_int(k, "k"), keras.random.SeedGenerator(check_seed(seed))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    bounds = []
+    for start in range(0, len(x), batch_size):
+        xb = ops.convert_to_tensor(x[start:start + batch_size])
+        n = ops.shape(xb)[0]
+        mean, log_var = self._encode(xb)
+        mean_k, log_var_k = ops.repeat(mean, k, axis=0), ops.repeat(log_var, k, axis=0)
+        z = reparameterize(mean_k, log_var_k, generator)
+        log_likelihood, _ = elbo_terms(ops.repeat(xb, k, axis=0), self.decoder(z), mean_k, log_var_k,
+                                       self.likelihood, self.log_scale)
+        log_w = log_likelihood + standard_normal_log_density(z) - gaussian_log_density(z, mean_k, log_var_k)
+        bounds.append(ops.convert_to_numpy(importance_weighted_bound(ops.reshape(log_w, (n, k)))))
+    return np.concatenate(bounds)

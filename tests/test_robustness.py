@@ -156,7 +156,7 @@ def test_rejected_calls_leave_the_models_usable(images):
     model.compile(optimizer="adam")
     reference = model.predict(x[:8], verbose=0)
     bad_calls = [lambda: model(x[..., 0]), lambda: model.predict(x[..., 0], verbose=0), lambda: model.fit(x * 255, verbose=0),
-                 lambda: model.encode(x[:, :4]), lambda: model.decode(np.zeros((2, 5))),
+                 lambda: model.embed(x[:, :4]), lambda: model.decode(np.zeros((2, 5))),
                  lambda: model.evaluate(np.full_like(x, np.nan), verbose=0)]
     for call in bad_calls:
         with pytest.raises(ValueError):
@@ -167,7 +167,7 @@ def test_rejected_calls_leave_the_models_usable(images):
     model = vae()
     model.compile(optimizer="adam")
     reference, before = model.predict(x[:8], verbose=0), weights(model)
-    for call in (lambda: model(x[..., 0]), lambda: model.predict(x[..., 0], verbose=0), lambda: model.encode(x[..., 0]),
+    for call in (lambda: model(x[..., 0]), lambda: model.predict(x[..., 0], verbose=0), lambda: model.embed(x[..., 0]),
                  lambda: model.decode(np.full((2, 3), np.inf)), lambda: model.reconstruct(x * 2),
                  lambda: model.importance_weighted_bound(x[:4], k=0)):
         with pytest.raises(ValueError):
@@ -220,7 +220,7 @@ def test_repeated_generation_runs_at_steady_memory(images):
     """100 calls of each way to generate and encode, after a warm-up: the process must not grow with the number of
     calls (something traced or compiled anew on every call grows it by megabytes a call: 2 MB × 500 calls)."""
     models = ae(), vae(), image_gan()
-    calls = [lambda: models[0].encode(images[:8]), lambda: models[1].sample(8), lambda: models[1].encode(images[:8]),
+    calls = [lambda: models[0].embed(images[:8]), lambda: models[1].generate(8), lambda: models[1].embed(images[:8]),
              lambda: models[1].reconstruct(images[:8]), lambda: models[2].generate(8)]
     for call in calls * 10:
         call()
