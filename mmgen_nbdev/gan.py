@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from fastcore.basics import patch
 from keras import layers, ops
 
 from .backend import (PortableModel, apply_gradients, check_seed, input_gradients, predict_step_with)
@@ -66,7 +67,7 @@ def _with_condition(num_classes, caption, width, name):
     condition = keras.Input(network.input.shape[1:], dtype="int32", name=f"{name}_{'caption' if caption else 'label'}")
     return network(condition), [condition]
 
-
+# %% ../nbs/05_gan.ipynb #411f84de
 def mlp_generator(latent_dim: int, output_dim: int = 2, hidden=(128, 128), num_classes: int | None = None,
                   caption=None, name: str = "generator") -> keras.Model:
     "An MLP generator from `latent_dim` noise (and a class label or a caption) to `output_dim` unbounded values."
@@ -90,7 +91,7 @@ def mlp_discriminator(input_dim: int = 2, hidden=(128, 128), num_classes: int | 
         h = layers.LeakyReLU(negative_slope=0.2)(layers.Dense(units)(h))
     return keras.Model([x] + condition if condition else x, layers.Dense(1, name="logit")(h), name=name)
 
-
+# %% ../nbs/05_gan.ipynb #814ea7e7
 def dcgan_generator(latent_dim: int, image_shape, filters=(64, 32), num_classes: int | None = None,
                     caption=None, name: str = "generator") -> keras.Model:
     "A DCGAN-style generator from `latent_dim` noise (and a class label or a caption) to images of `image_shape` in [−1, 1]."
@@ -109,7 +110,7 @@ def dcgan_generator(latent_dim: int, image_shape, filters=(64, 32), num_classes:
     out = layers.Conv2D(channels, 3, padding="same", activation="tanh", name="image")(h)
     return keras.Model([z] + condition if condition else z, out, name=name)
 
-
+# %% ../nbs/05_gan.ipynb #567bcdbb
 def dcgan_discriminator(image_shape, filters=(32, 64), num_classes: int | None = None, caption=None,
                         name: str = "discriminator") -> keras.Model:
     "A DCGAN-style discriminator from images of `image_shape` (and a class label or a caption) to one logit; no batch norm."
@@ -140,7 +141,7 @@ def _condition_spec(generator):
     embedding = next(_embeddings(network), None)
     return shape, (None if embedding is None else int(embedding.input_dim))
 
-
+# %% ../nbs/05_gan.ipynb #2e330891
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
 class GAN(ComposedModel, PortableModel):
     """A generative adversarial network: `generator` maps noise (and a condition: a class label or a caption) to
@@ -148,6 +149,7 @@ class GAN(ComposedModel, PortableModel):
     or `"wasserstein_gp"`; the discriminator takes `d_steps` steps per generator step. `value_range`, if given, is
     checked on the data. `update` says which players a training step moves: "both" (training), or only the
     discriminator ("d") or only the generator ("g"), as the GAN playground's step buttons do."""
+    offers = ("decode", "generate")
 
     def __init__(self, generator, discriminator, loss: str = "non_saturating", d_steps: int = 1,
                  gp_weight: float = 10.0, value_range=None, seed: int | None = None, update: str = "both", **kwargs):
@@ -172,200 +174,255 @@ class GAN(ComposedModel, PortableModel):
     def metrics(self):
         return list(self.trackers.values())
 
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        "Compile with one optimizer per network (default: Adam(2e-4, beta_1=0.5) for both)."
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        d_ids = {id(v) for v in self.discriminator.trainable_variables}
-        route = keras.optimizers.MultiOptimizer(
-            lambda v: self.d_optimizer if id(v) in d_ids else self.g_optimizer)
-        super().compile(optimizer=route, **kwargs)
-
-    def get_compile_config(self):
-        if not getattr(self, "compiled", False):
-            return None  # saved before compile: nothing to restore
-        return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-                "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-                     g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
-
-    @property
-    def condition_name(self):
-        "What the GAN is conditioned on: `'labels'` (class labels), `'captions'` (caption token ids) or None."
-        if not self.conditional:
-            return None
-        return "labels" if self.condition_shape == () else "captions"
-
-    def check_condition(self, values, n: int | None = None, name: str = "labels"):
-        "Raise a `ValueError` naming `name` unless `values` are integer conditions of the right shape for `n` samples."
-        shape = ("N" if n is None else n,) + self.condition_shape
-        shape = f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
-        values = None if values is None else np.asarray(values)
-        if values is None or values.ndim != len(self.condition_shape) + 1 or values.shape[1:] != self.condition_shape:
-            one = "class label" if self.condition_name == "labels" else "caption of token ids"
-            raise ValueError(f"`{name}` must have shape {shape}, one {one} per sample; got "
-                             f"{None if values is None else values.shape}.")
-        if n is not None and len(values) != n:
-            raise ValueError(f"`{name}` must hold one entry per sample, {n}; got {len(values)}.")
-        if not np.issubdtype(values.dtype, np.integer):
-            raise ValueError(f"`{name}` must hold integer ids; got dtype {values.dtype}.")
-        if self.condition_ids and values.size and (values.min() < 0 or values.max() >= self.condition_ids):
-            raise ValueError(f"`{name}` ids must lie in [0, {self.condition_ids}); got ids from {values.min()} "
-                             f"to {values.max()}.")
-
-    def _condition(self, labels, captions, n):
-        "The condition given to `generate` or `discriminate` (`labels` or `captions`, as the GAN needs), checked."
-        given = {"labels": labels, "captions": captions}
-        if not self.conditional:
-            if labels is not None or captions is not None:
-                raise ValueError("This GAN is unconditional: pass neither `labels` nor `captions`.")
-            return None
-        other = "captions" if self.condition_name == "labels" else "labels"
-        if given[other] is not None:
-            raise ValueError(f"This GAN is conditioned on {self.condition_name}: pass `{self.condition_name}`, "
-                             f"not `{other}`.")
-        self.check_condition(given[self.condition_name], n, self.condition_name)
-        return np.asarray(given[self.condition_name], "int32")
-
-    def _split(self, data):
-        "The real samples and, for a conditional GAN, their conditions."
-        if self.conditional:
-            if not isinstance(data, (tuple, list)) or len(data) < 2:
-                raise ValueError(f"A GAN conditioned on {self.condition_name} is trained on (x, "
-                                 f"{self.condition_name}): pass `y={self.condition_name}` to fit.")
-            return data[0], ops.cast(data[1], "int32")
-        return (data[0] if isinstance(data, (tuple, list)) else data), None
-
-    def _with(self, tensor, labels):
-        return tensor if labels is None else [tensor, labels]
-
-    def noise(self, n):
-        "Latent noise z ~ N(0, I) for `n` samples, from the model's seed generator."
-        return keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
-
-    def _gradient_penalty(self, x, fake, labels):
-        batch = ops.shape(x)[0]
-        alpha = keras.random.uniform((batch,) + (1,) * (len(x.shape) - 1), seed=self.seed_generator)
-        mixed = alpha * x + (1.0 - alpha) * fake
-        grads = input_gradients(lambda m: self.discriminator(self._with(m, labels), training=True), mixed)
-        norms = ops.sqrt(ops.sum(ops.reshape(ops.square(grads), (batch, -1)), axis=-1) + 1e-12)
-        return ops.mean(ops.square(norms - 1.0))
-
-    def _d_loss(self, x, labels, fake):
-        batch = ops.shape(x)[0]
-        both = ops.concatenate([x, fake], axis=0)  # one discriminator call (it has no batch norm to couple them)
-        logits = self.discriminator(self._with(both, None if labels is None else ops.concatenate([labels, labels])),
-                                    training=True)
-        real_logits, fake_logits = logits[:batch], logits[batch:]
-        if self.loss_kind == "wasserstein_gp":
-            loss = ops.mean(fake_logits) - ops.mean(real_logits)
-            loss = loss + self.gp_weight * self._gradient_penalty(x, fake, labels)
-            return loss, (ops.mean(real_logits), ops.mean(fake_logits))
-        return discriminator_loss(real_logits, fake_logits), (ops.mean(ops.sigmoid(real_logits)),
-                                                             ops.mean(ops.sigmoid(fake_logits)))
-
-    def _g_loss(self, labels, z):
-        fake_logits = self.discriminator(self._with(self.generator(self._with(z, labels), training=True), labels),
-                                         training=True)
-        if self.loss_kind == "wasserstein_gp":
-            return -ops.mean(fake_logits)
-        return generator_loss(fake_logits, self.loss_kind)
-
-    def train_step_body(self, data):
-        x, labels = self._split(data)
-        batch = ops.shape(x)[0]
-        d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
-        d_loss = g_loss = d_real = d_fake = None  # a player that does not move logs nothing
-        for _ in range(self.d_steps if self.update != "g" else 0):
-            # the fakes are made outside the differentiated function: the discriminator's step needs no graph of G
-            fake = ops.stop_gradient(self.generator(self._with(self.noise(batch), labels), training=True))
-            d_loss, (d_real, d_fake), grads = self.value_and_gradients(lambda: self._d_loss(x, labels, fake), d_vars)
-            apply_gradients(self.d_optimizer, grads, d_vars)
-        if self.update != "d":
-            z = self.noise(batch)
-            g_loss, _, grads = self.value_and_gradients(lambda: self._g_loss(labels, z), g_vars)
-            apply_gradients(self.g_optimizer, grads, g_vars)
-        return self._log(d_loss, g_loss, d_real, d_fake)
-
-    def test_step_body(self, data):
-        x, labels = self._split(data)
-        z = self.noise(ops.shape(x)[0])
-        fake = self.generator(self._with(z, labels), training=False)
-        real_logits = self.discriminator(self._with(x, labels), training=False)
-        fake_logits = self.discriminator(self._with(fake, labels), training=False)
-        if self.loss_kind == "wasserstein_gp":
-            d_loss, g_loss = ops.mean(fake_logits) - ops.mean(real_logits), -ops.mean(fake_logits)
-            return self._log(d_loss, g_loss, ops.mean(real_logits), ops.mean(fake_logits))
-        return self._log(discriminator_loss(real_logits, fake_logits), generator_loss(fake_logits, self.loss_kind),
-                         ops.mean(ops.sigmoid(real_logits)), ops.mean(ops.sigmoid(fake_logits)))
-
-    def _log(self, d_loss, g_loss, d_real, d_fake):
-        for name, value in zip(("d_loss", "g_loss", "d_real", "d_fake"), (d_loss, g_loss, d_real, d_fake)):
-            if value is not None:
-                self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def predict_step(self, *args):
-        return predict_step_with(self, args, lambda inputs: self.generator(inputs, training=False))
-
-    def generate(self, n: int, labels=None, seed: int = 0, batch_size: int = 256, captions=None):
-        """`n` samples from the generator, as a NumPy array. A class-conditioned GAN needs `labels` (n,), a
-        caption-conditioned one `captions`, token ids (n, length)."""
-        n, batch_size = check_positive_int(n, "n"), check_positive_int(batch_size, "batch_size")
-        condition = self._condition(labels, captions, n)
-        z = np.random.default_rng(check_seed(seed)).standard_normal((n, self.latent_dim)).astype("float32")
-        return self.predict(self._with(z, condition), batch_size=batch_size, verbose=0)
-
-    def discriminate(self, x, labels=None, captions=None):
-        "The discriminator's probability that each sample is real (a WGAN-GP critic's score), as NumPy."
-        x = np.asarray(x)
-        check_batch(x, self.sample_shape, "x", self.value_range)
-        x = x.astype("float32")
-        condition = self._condition(labels, captions, len(x))
-        condition = None if condition is None else ops.convert_to_tensor(condition)
-        logits = self.discriminator(self._with(ops.convert_to_tensor(x), condition))
-        logits = ops.reshape(logits, (-1,))
-        return ops.convert_to_numpy(logits if self.loss_kind == "wasserstein_gp" else ops.sigmoid(logits))
-
     networks = ("generator", "discriminator")
-
-    def check_inputs(self, x, name):
-        check_batch(x, self.sample_shape, name, self.value_range)
-
-    def check_predict_inputs(self, x, name):
-        "`predict` maps noise (N, latent_dim), with a conditional GAN's conditions as [noise, conditions], to samples."
-        if self.conditional:
-            if not isinstance(x, (list, tuple)) or len(x) != 2:
-                raise ValueError(f"`{name}` must be [noise, {self.condition_name}] for this conditional GAN; "
-                                 f"got {type(x).__name__}.")
-            noise, condition = x
-            check_batch(np.asarray(noise), (self.latent_dim,), f"{name}[0] (noise)")
-            self.check_condition(condition, len(noise), f"{name}[1] ({self.condition_name})")
-        elif isinstance(x, (np.ndarray, list, tuple)):
-            check_batch(np.asarray(x), (self.latent_dim,), f"{name} (noise)")
-        return x
-
-    def _check_pairs(self, x, y):
-        "For a conditional GAN given arrays: one valid condition `y` per sample of `x`."
-        if self.conditional and isinstance(x, np.ndarray):
-            if y is None:
-                raise ValueError(f"A GAN conditioned on {self.condition_name} is trained on (x, "
-                                 f"{self.condition_name}): pass `y={self.condition_name}` to fit.")
-            self.check_condition(y, len(x), "y")
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_pairs(x, y)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_pairs(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
 
     def config_values(self):
         return {"loss": self.loss_kind, "d_steps": self.d_steps, "gp_weight": self.gp_weight,
                 "value_range": self.value_range, "seed": self.seed, "update": self.update}
+
+# %% ../nbs/05_gan.ipynb #d2b0eed6
+@patch
+def compile(self: GAN, d_optimizer=None, g_optimizer=None, **kwargs):
+    "Compile with one optimizer per network (default: Adam(2e-4, beta_1=0.5) for both)."
+    self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+    self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+    d_ids = {id(v) for v in self.discriminator.trainable_variables}
+    route = keras.optimizers.MultiOptimizer(
+        lambda v: self.d_optimizer if id(v) in d_ids else self.g_optimizer)
+    super(GAN, self).compile(optimizer=route, **kwargs)
+
+
+@patch
+def get_compile_config(self: GAN):
+    if not getattr(self, "compiled", False):
+        return None  # saved before compile: nothing to restore
+    return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
+
+
+@patch
+def compile_from_config(self: GAN, config):
+    self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+                 g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
+
+# %% ../nbs/05_gan.ipynb #b96f3437
+@patch(as_prop=True)
+def condition_name(self: GAN):
+    "What the GAN is conditioned on: `'labels'` (class labels), `'captions'` (caption token ids) or None."
+    if not self.conditional:
+        return None
+    return "labels" if self.condition_shape == () else "captions"
+
+
+@patch
+def check_condition(self: GAN, values, n: int | None = None, name: str = "labels"):
+    "Raise a `ValueError` naming `name` unless `values` are integer conditions of the right shape for `n` samples."
+    shape = ("N" if n is None else n,) + self.condition_shape
+    shape = f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+    values = None if values is None else np.asarray(values)
+    if values is None or values.ndim != len(self.condition_shape) + 1 or values.shape[1:] != self.condition_shape:
+        one = "class label" if self.condition_name == "labels" else "caption of token ids"
+        raise ValueError(f"`{name}` must have shape {shape}, one {one} per sample; got "
+                         f"{None if values is None else values.shape}.")
+    if n is not None and len(values) != n:
+        raise ValueError(f"`{name}` must hold one entry per sample, {n}; got {len(values)}.")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {values.dtype}.")
+    if self.condition_ids and values.size and (values.min() < 0 or values.max() >= self.condition_ids):
+        raise ValueError(f"`{name}` ids must lie in [0, {self.condition_ids}); got ids from {values.min()} "
+                         f"to {values.max()}.")
+
+
+@patch
+def _condition(self: GAN, labels, captions, n):
+    "The condition given to `generate` or `discriminate` (`labels` or `captions`, as the GAN needs), checked."
+    given = {"labels": labels, "captions": captions}
+    if not self.conditional:
+        if labels is not None or captions is not None:
+            raise ValueError("This GAN is unconditional: pass neither `labels` nor `captions`.")
+        return None
+    other = "captions" if self.condition_name == "labels" else "labels"
+    if given[other] is not None:
+        raise ValueError(f"This GAN is conditioned on {self.condition_name}: pass `{self.condition_name}`, "
+                         f"not `{other}`.")
+    self.check_condition(given[self.condition_name], n, self.condition_name)
+    return np.asarray(given[self.condition_name], "int32")
+
+
+@patch
+def _split(self: GAN, data):
+    "The real samples and, for a conditional GAN, their conditions."
+    if self.conditional:
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise ValueError(f"A GAN conditioned on {self.condition_name} is trained on (x, "
+                             f"{self.condition_name}): pass `y={self.condition_name}` to fit.")
+        return data[0], ops.cast(data[1], "int32")
+    return (data[0] if isinstance(data, (tuple, list)) else data), None
+
+
+@patch
+def _with(self: GAN, tensor, labels):
+    return tensor if labels is None else [tensor, labels]
+
+# %% ../nbs/05_gan.ipynb #0ac1f13f
+@patch
+def noise(self: GAN, n):
+    "Latent noise z ~ N(0, I) for `n` samples, from the model's seed generator."
+    return keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+
+
+@patch
+def _gradient_penalty(self: GAN, x, fake, labels):
+    batch = ops.shape(x)[0]
+    alpha = keras.random.uniform((batch,) + (1,) * (len(x.shape) - 1), seed=self.seed_generator)
+    mixed = alpha * x + (1.0 - alpha) * fake
+    grads = input_gradients(lambda m: self.discriminator(self._with(m, labels), training=True), mixed)
+    norms = ops.sqrt(ops.sum(ops.reshape(ops.square(grads), (batch, -1)), axis=-1) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))
+
+
+@patch
+def _d_loss(self: GAN, x, labels, fake):
+    batch = ops.shape(x)[0]
+    both = ops.concatenate([x, fake], axis=0)  # one discriminator call (it has no batch norm to couple them)
+    logits = self.discriminator(self._with(both, None if labels is None else ops.concatenate([labels, labels])),
+                                training=True)
+    real_logits, fake_logits = logits[:batch], logits[batch:]
+    if self.loss_kind == "wasserstein_gp":
+        loss = ops.mean(fake_logits) - ops.mean(real_logits)
+        loss = loss + self.gp_weight * self._gradient_penalty(x, fake, labels)
+        return loss, (ops.mean(real_logits), ops.mean(fake_logits))
+    return discriminator_loss(real_logits, fake_logits), (ops.mean(ops.sigmoid(real_logits)),
+                                                         ops.mean(ops.sigmoid(fake_logits)))
+
+
+@patch
+def _g_loss(self: GAN, labels, z):
+    fake_logits = self.discriminator(self._with(self.generator(self._with(z, labels), training=True), labels),
+                                     training=True)
+    if self.loss_kind == "wasserstein_gp":
+        return -ops.mean(fake_logits)
+    return generator_loss(fake_logits, self.loss_kind)
+
+# %% ../nbs/05_gan.ipynb #62dd0cd3
+@patch
+def train_step_body(self: GAN, data):
+    x, labels = self._split(data)
+    batch = ops.shape(x)[0]
+    d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
+    d_loss = g_loss = d_real = d_fake = None  # a player that does not move logs nothing
+    for _ in range(self.d_steps if self.update != "g" else 0):
+        # the fakes are made outside the differentiated function: the discriminator's step needs no graph of G
+        fake = ops.stop_gradient(self.generator(self._with(self.noise(batch), labels), training=True))
+        d_loss, (d_real, d_fake), grads = self.value_and_gradients(lambda: self._d_loss(x, labels, fake), d_vars)
+        apply_gradients(self.d_optimizer, grads, d_vars)
+    if self.update != "d":
+        z = self.noise(batch)
+        g_loss, _, grads = self.value_and_gradients(lambda: self._g_loss(labels, z), g_vars)
+        apply_gradients(self.g_optimizer, grads, g_vars)
+    return self._log(d_loss, g_loss, d_real, d_fake)
+
+
+@patch
+def test_step_body(self: GAN, data):
+    x, labels = self._split(data)
+    z = self.noise(ops.shape(x)[0])
+    fake = self.generator(self._with(z, labels), training=False)
+    real_logits = self.discriminator(self._with(x, labels), training=False)
+    fake_logits = self.discriminator(self._with(fake, labels), training=False)
+    if self.loss_kind == "wasserstein_gp":
+        d_loss, g_loss = ops.mean(fake_logits) - ops.mean(real_logits), -ops.mean(fake_logits)
+        return self._log(d_loss, g_loss, ops.mean(real_logits), ops.mean(fake_logits))
+    return self._log(discriminator_loss(real_logits, fake_logits), generator_loss(fake_logits, self.loss_kind),
+                     ops.mean(ops.sigmoid(real_logits)), ops.mean(ops.sigmoid(fake_logits)))
+
+
+@patch
+def _log(self: GAN, d_loss, g_loss, d_real, d_fake):
+    for name, value in zip(("d_loss", "g_loss", "d_real", "d_fake"), (d_loss, g_loss, d_real, d_fake)):
+        if value is not None:
+            self.trackers[name].update_state(value)
+    return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+# %% ../nbs/05_gan.ipynb #c398cda8
+@patch
+def predict_step(self: GAN, *args):
+    return predict_step_with(self, args, lambda inputs: self.generator(inputs, training=False))
+
+
+@patch
+def decode(self: GAN, z, labels=None, batch_size: int = 256, captions=None):
+    """The generator's sample for each noise vector of `z` (N, latent_dim), as NumPy; a conditional GAN also needs
+    `labels` (N,) or `captions` (N, length)."""
+    z = np.asarray(z)
+    check_batch(z, (self.latent_dim,), "z")
+    condition = self._condition(labels, captions, len(z))
+    return self.predict(self._with(z.astype("float32"), condition), batch_size=check_positive_int(batch_size, "batch_size"),
+                        verbose=0)
+
+
+@patch
+def generate(self: GAN, n: int, labels=None, seed: int = 0, batch_size: int = 256, captions=None):
+    """`n` samples from the generator, noise drawn with `seed`, as a NumPy array. A class-conditioned GAN needs
+    `labels` (n,), a caption-conditioned one `captions`, token ids (n, length)."""
+    n = check_positive_int(n, "n")
+    z = np.random.default_rng(check_seed(seed)).standard_normal((n, self.latent_dim)).astype("float32")
+    return self.decode(z, labels, batch_size, captions)
+
+
+@patch
+def discriminate(self: GAN, x, labels=None, captions=None):
+    "The discriminator's probability that each sample is real (a WGAN-GP critic's score), as NumPy."
+    x = np.asarray(x)
+    check_batch(x, self.sample_shape, "x", self.value_range)
+    x = x.astype("float32")
+    condition = self._condition(labels, captions, len(x))
+    condition = None if condition is None else ops.convert_to_tensor(condition)
+    logits = self.discriminator(self._with(ops.convert_to_tensor(x), condition))
+    logits = ops.reshape(logits, (-1,))
+    return ops.convert_to_numpy(logits if self.loss_kind == "wasserstein_gp" else ops.sigmoid(logits))
+
+# %% ../nbs/05_gan.ipynb #e95d4326
+@patch
+def check_inputs(self: GAN, x, name):
+    check_batch(x, self.sample_shape, name, self.value_range)
+
+
+@patch
+def check_predict_inputs(self: GAN, x, name):
+    "`predict` maps noise (N, latent_dim), with a conditional GAN's conditions as [noise, conditions], to samples."
+    if self.conditional:
+        if not isinstance(x, (list, tuple)) or len(x) != 2:
+            raise ValueError(f"`{name}` must be [noise, {self.condition_name}] for this conditional GAN; "
+                             f"got {type(x).__name__}.")
+        noise, condition = x
+        check_batch(np.asarray(noise), (self.latent_dim,), f"{name}[0] (noise)")
+        self.check_condition(condition, len(noise), f"{name}[1] ({self.condition_name})")
+    elif isinstance(x, (np.ndarray, list, tuple)):
+        check_batch(np.asarray(x), (self.latent_dim,), f"{name} (noise)")
+    return x
+
+
+@patch
+def _check_pairs(self: GAN, x, y):
+    "For a conditional GAN given arrays: one valid condition `y` per sample of `x`."
+    if self.conditional and isinstance(x, np.ndarray):
+        if y is None:
+            raise ValueError(f"A GAN conditioned on {self.condition_name} is trained on (x, "
+                             f"{self.condition_name}): pass `y={self.condition_name}` to fit.")
+        self.check_condition(y, len(x), "y")
+
+
+@patch
+def fit(self: GAN, x=None, y=None, *args, **kwargs):
+    self._check_pairs(x, y)
+    return super(GAN, self).fit(x, y, *args, **kwargs)
+
+
+@patch
+def evaluate(self: GAN, x=None, y=None, *args, **kwargs):
+    self._check_pairs(x, y)
+    return super(GAN, self).evaluate(x, y, *args, **kwargs)
 
 # %% ../nbs/05_gan.ipynb #b2330f2c
 def check_modes(samples, centres, std):
