@@ -1,7 +1,7 @@
 """What the training dashboard costs, measured in one run (not a test): the ELBO chapter's VAE (convolutional
 networks, 2-D latent space) on the 1,437 training digits at 16×16, batch 64, trained in two processes that take
 turns epoch by epoch, one with a `TrainingDashboard` at its default throttle (drawing into a widget: it encodes and
-reconstructs the 360 test digits and renders every panel), one without (`mmgen_nbdev.bench.measure_dashboard_overhead`).
+reconstructs the 360 test digits and renders every panel), one without (`mmgen_nbdev.bench.measure.measure_dashboard_overhead`).
 The overhead is the share of time spent drawing plus any indirect slowdown of the epochs, with a 90 % bootstrap
 interval over the rounds; issue #5 asks for at most 5 %. Writes dashboard.json and dashboard-DATE.md into --out.
 
@@ -18,7 +18,8 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mmgen_nbdev.bench import installed_backends, machine_description, measure_dashboard_overhead  # noqa: E402
+from mmgen_nbdev.bench.measure import machine_description, measure_dashboard_overhead  # noqa: E402
+from mmgen_nbdev.bench.references import installed_backends  # noqa: E402
 
 
 def markdown(results: list, meta: dict) -> str:

@@ -25,7 +25,8 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))  # for the workers
 
-from mmgen_nbdev.bench import QUALITY_TARGETS, machine_description, run_in_process, summarize, take_turns  # noqa: E402
+from mmgen_nbdev.bench.measure import QUALITY_TARGETS, machine_description, run_in_process, summarize  # noqa: E402
+from mmgen_nbdev.bench.turns import take_turns  # noqa: E402
 
 MODELS = ("vae", "gan", "multimodal_vae")
 POLICIES = ("float32", "mixed_float16")

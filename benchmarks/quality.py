@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from mmgen_nbdev.backend import set_seed  # noqa: E402
-from mmgen_nbdev.bench import EpochGate, ReferenceGAN, ReferenceVAE  # noqa: E402  (the keras.io-style references)
+from mmgen_nbdev.bench.references import ReferenceGAN, ReferenceVAE  # noqa: E402  (the keras.io-style references)
+from mmgen_nbdev.bench.turns import EpochGate, run_script  # noqa: E402
 from mmgen_nbdev.data import load_digits  # noqa: E402
 from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator  # noqa: E402
 from mmgen_nbdev.metrics import digit_classifier, digit_frechet_distance, iwae_nll, precision_recall  # noqa: E402
@@ -103,10 +104,10 @@ def compare_gan(train, test, epochs, seed=0):
 def ring_on_backends(quick):
     "The 8-Gaussian ring at std 0.02 with the chapter's recipe (benchmarks/ring.py) on every backend, seed 0."
     sys.path.insert(0, str(Path(__file__).parent))
-    from fresh_process import run_fresh
     from ring import RECIPE, RUN
     config = {**RECIPE, "steps": 300} if quick else RECIPE
-    return {backend: {**run_fresh(RUN, config, backend), "steps": config["steps"]}
+    one_thread = {"OMP_NUM_THREADS": "1"}  # the numbers do not depend on it; on a shared CPU more threads only spin
+    return {backend: {**run_script(RUN, config, backend, env=one_thread), "steps": config["steps"]}
             for backend in ("tensorflow", "jax", "torch")}
 
 
@@ -132,7 +133,7 @@ def markdown(report):
                   "|---|---|---|---|---|---|"]
         for backend, r in report["ring"].items():
             if "error" in r:
-                lines.append(f"| {backend} | error: {r['error']} | | | | |")
+                lines.append(f"| {backend} | error: {r['error'].strip().splitlines()[-1]} | | | | |")
             else:
                 lines.append(f"| {backend} | {r['modes_covered']}/8 | {r['within_3_std']:.1%} | {r['spread']:.2f} | "
                              f"{r['steps']} | {r['seconds']:.0f} |")

@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 from keras import ops
 
+import ast
+
 from mmgen_nbdev import bench
-from mmgen_nbdev.bench import (BENCH_MODELS, EpochGate, bench_data, bench_markdown, bootstrap_interval, build,
-                               fit_inputs, measure_dashboard_overhead, measure_throughput, notebook_times, overhead,
-                               run_bench, run_task, speed_ratio, take_turns)
+from mmgen_nbdev.bench.measure import (bootstrap_interval, measure_dashboard_overhead, measure_throughput,
+                                       notebook_times, overhead, run_in_process, run_task, speed_ratio)
+from mmgen_nbdev.bench.references import BENCH_MODELS, bench_data, build, fit_inputs
+from mmgen_nbdev.bench.report import bench_markdown, run_bench
+from mmgen_nbdev.bench.turns import EpochGate, ProcessTurns, run_script, take_turns
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_tensorflow = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -85,6 +89,51 @@ def test_a_dead_worker_process_is_reported_with_its_error():
     results = take_turns({"bad": ({"model": "diffusion", "implementation": "ours", "n": 64}, keras.backend.backend())},
                          rounds=1, log=lambda m: None)
     assert "the worker stopped" in results["bad"]["error"] and "`model` must be one of" in results["bad"]["error"]
+
+
+def test_one_fresh_process_runner_answers_reports_errors_and_timeouts():
+    backend = keras.backend.backend()
+    assert run_script("import json, sys; print('noise'); print(json.dumps(json.loads(sys.argv[1])))", {"a": 1},
+                      backend) == {"a": 1}
+    threads = "import json, os; print(json.dumps({'threads': os.environ['OMP_NUM_THREADS']}))"
+    assert run_script(threads, None, backend, env={"OMP_NUM_THREADS": "1"}) == {"threads": "1"}
+    failed = run_script("import sys; sys.exit('broken on purpose')", None, backend)
+    assert "the worker stopped (exit code 1)" in failed["error"] and "broken on purpose" in failed["error"]
+    assert "timed out after 0.5 s" in run_script("import time; time.sleep(30)", None, backend, timeout=0.5)["error"]
+    assert ProcessTurns.__mro__[1].__name__ == "FreshProcess"  # the turn-taking worker is that same runner
+    result = run_in_process({"kind": "speed", "model": "vae"}, backend)
+    assert result["backend"] == backend and "`task['kind']` must be one of" in result["error"]
+
+
+def _imported_modules(path: Path) -> set:
+    "The absolute names of the modules `path` (a module of mmgen_nbdev) imports, at any depth of its code."
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative to the package mmgen_nbdev
+                base = "mmgen_nbdev" + ("." + base if base else "")
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_core_library_never_imports_the_benchmark_package():
+    core = [p for p in (ROOT / "mmgen_nbdev").glob("*.py") if p.stem not in ("cli", "_modidx")]
+    assert len(core) >= 10 and not (ROOT / "mmgen_nbdev" / "bench.py").exists()
+    importers = {p.name: sorted(n for n in _imported_modules(p) if n == "mmgen_nbdev.bench"
+                                or n.startswith("mmgen_nbdev.bench.")) for p in core}
+    assert {name: found for name, found in importers.items() if found} == {}
+    # the check sees the imports it is looking for
+    assert "mmgen_nbdev.bench" in _imported_modules(ROOT / "mmgen_nbdev" / "cli.py")
+
+
+def test_the_package_keeps_the_old_names():
+    for name in ("run_bench", "BENCH_MODELS", "installed_backends", "QUALITY_TARGETS", "EpochGate", "ReferenceVAE",
+                 "ReferenceGAN", "take_turns", "run_in_process", "summarize", "machine_description", "ProcessTurns",
+                 "ThreadTurns", "bench_markdown", "measure_dashboard_overhead"):
+        assert name in bench.__all__ and getattr(bench, name) is not None
 
 
 def test_ratios_overheads_and_their_intervals():
