@@ -3,25 +3,26 @@
 # %% ../nbs/07_metrics.ipynb #19f4aead
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 import warnings
 
-import keras
 import numpy as np
-from keras import layers
 
-from .backend import set_seed
 from .checks import (
-    check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed, is_integer)
+    check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed)
+from .readers import (
+    _check_level, _images, digit_classifier, read_colour, read_digits, read_shape_factors, shape_classifier)
 
 # %% auto #0
-__all__ = ['frechet_distance', 'digit_classifier', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score',
-           'mmd', 'reconstruction_error', 'iwae_nll', 'read_digits', 'cross_modal_coherence', 'joint_coherence',
-           'read_colour', 'shape_classifier', 'read_shape_factors', 'factor_accuracy', 'cross_modal_factor_accuracy',
-           'linear_probe_accuracy', 'retrieval_metrics', 'js_divergence', 'grid_edges', 'histogram_js', 'spread',
-           'wilson_interval']
+__all__ = ['frechet_distance', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score', 'mmd',
+           'reconstruction_error', 'iwae_nll', 'cross_modal_coherence', 'joint_coherence', 'factor_accuracy',
+           'cross_modal_factor_accuracy', 'linear_probe_accuracy', 'retrieval_metrics', 'js_divergence', 'grid_edges',
+           'histogram_js', 'spread', 'wilson_interval', 'digit_classifier', 'read_digits', 'read_colour',
+           'shape_classifier', 'read_shape_factors']
+
+# %% ../nbs/07_metrics.ipynb #b142514e
+_all_ = ['digit_classifier', 'read_digits', 'read_colour', 'shape_classifier', 'read_shape_factors']
 
 # %% ../nbs/07_metrics.ipynb #m13a0002
 def _samples(values, name: str, min_rows: int = 1) -> np.ndarray:
@@ -49,16 +50,6 @@ def _labels(labels, name: str, rows: int, rows_name: str) -> np.ndarray:
         check_finite(labels, name)
     return labels
 
-
-def _images(images, name: str, shape=None) -> np.ndarray:
-    "`images` as finite float32 (N, H, W, C), of per-image `shape` when given, else a `ValueError` naming `name`."
-    images = check_finite(images, name)
-    if images.ndim != 4 or not len(images) or (shape is not None and images.shape[1:] != tuple(shape)):
-        wanted = f"(N, {', '.join(map(str, shape))})" if shape is not None else "(N, height, width, channels)"
-        raise ValueError(f"`{name}` must be images of shape {wanted} with N ≥ 1; got shape {images.shape}.")
-    return images.astype("float32")
-
-
 # %% ../nbs/07_metrics.ipynb #164fa7cb
 def frechet_distance(features_a, features_b) -> float:
     """The Fréchet distance d² between Gaussians fitted to two sets of feature vectors (rows), each of at least two
@@ -78,36 +69,6 @@ def frechet_distance(features_a, features_b) -> float:
     root = linalg.sqrtm(cov_a @ cov_b)
     root = root.real if np.iscomplexobj(root) else root
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
-
-# %% ../nbs/07_metrics.ipynb #6d1d08f3
-def _classifier_network(image_shape, num_classes):
-    x = keras.Input(image_shape, name="image")
-    h = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
-    h = layers.MaxPooling2D()(h)
-    h = layers.Conv2D(64, 3, padding="same", activation="relu")(h)
-    h = layers.Flatten()(layers.MaxPooling2D()(h))
-    features = layers.Dense(64, activation="relu", name="features")(h)
-    return keras.Model(x, layers.Dense(num_classes, name="logits")(features), name="digit_classifier")
-
-
-def digit_classifier(image_size: int = 16, epochs: int = 30, seed: int = 0):
-    """A CNN trained on the embedded training digits at `image_size` (inputs in [0, 1]); returns
-    `(classifier, feature_extractor)`, Keras models mapping images to class logits and to 64 features. Trained
-    once per (image_size, epochs, seed) and cached."""
-    return _digit_classifier(check_integer(image_size, "image_size", low=8), check_positive_int(epochs, "epochs"),
-                             check_seed(seed))
-
-
-@functools.lru_cache(maxsize=4)
-def _digit_classifier(image_size, epochs, seed):
-    from mmgen_nbdev.data import load_digits
-    train = load_digits("train", image_size=image_size)
-    set_seed(seed)
-    model = _classifier_network(train["image"].shape[1:], 10)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(train["image"], train["label"], epochs=epochs, batch_size=64, verbose=0)
-    return model, keras.Model(model.input, model.get_layer("features").output)
 
 # %% ../nbs/07_metrics.ipynb #2c8f6d0e
 def _features(images, extractor):
@@ -199,52 +160,6 @@ def iwae_nll(vae, images, k: int = 64) -> float:
         raise ValueError(f"`images` must be a non-empty batch, shape (N, ...); got shape {images.shape}.")
     return float(-np.mean(vae.importance_weighted_bound(images, k=k)))
 
-# %% ../nbs/07_metrics.ipynb #34752355
-def _unit_rows(v):
-    "Rows centred and scaled to unit length, so that a dot product is a correlation."
-    v = v - v.mean(-1, keepdims=True)
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-8)
-
-
-def _tone_profiles(spectrograms):
-    "Each (frames, mels) spectrogram's loudest value per mel band, as a unit row (zero if it never varies)."
-    return _unit_rows(np.asarray(spectrograms, "float32").max(axis=1))
-
-
-@functools.lru_cache(maxsize=2)
-def _tone_centroids(image_size: int = 16):
-    "Each digit's mean tone profile over the training tones, as a unit row."
-    from mmgen_nbdev.data import load_multidigits
-    train = load_multidigits("train", image_size=image_size)
-    profiles = _tone_profiles(train["audio"])
-    return _unit_rows(np.stack([profiles[train["label"] == d].mean(0) for d in range(10)]))
-
-
-def read_digits(modality: str, values, image_size: int = 16) -> np.ndarray:
-    """The digit each MultiDigits `values` of `modality` ("image", "text" or "audio") shows, names or sounds; -1 if
-    none (a caption naming no digit, a spectrogram without a tone). NaN values and token ids outside the vocabulary
-    are refused."""
-    from mmgen_nbdev.data import MEL_BANDS, caption_digit, multidigits_vocabulary
-    check_choice(modality, "modality", ("image", "text", "audio"))
-    image_size = check_integer(image_size, "image_size", low=8)
-    if modality == "text":
-        vocabulary = multidigits_vocabulary()
-        tokens = vocabulary.check_ids(values, "values")
-        if tokens.ndim != 2:
-            raise ValueError(f"`values` must be caption token ids of shape (N, length); got {tokens.shape}.")
-        return np.array([caption_digit(c) for c in vocabulary.decode_batch(tokens)], dtype="int32")
-    if modality == "image":
-        images = _images(values, "values", (image_size, image_size, 1))
-        classifier, _ = digit_classifier(image_size)
-        return np.argmax(classifier.predict(images, batch_size=256, verbose=0), -1).astype("int32")
-    spectrograms = check_finite(values, "values")
-    if spectrograms.ndim != 3 or spectrograms.shape[-1] != MEL_BANDS:
-        raise ValueError(f"`values` must be log-mel spectrograms of shape (N, frames, {MEL_BANDS}); got "
-                         f"{spectrograms.shape}.")
-    profiles = _tone_profiles(spectrograms)
-    digits = np.argmax(profiles @ _tone_centroids(image_size).T, -1)
-    return np.where(np.abs(profiles).sum(-1) > 0, digits, -1).astype("int32")
-
 # %% ../nbs/07_metrics.ipynb #e0d5cac2
 def _check_labels_for(values, labels, name: str) -> None:
     "A `ValueError` unless `values` (what a model generated) has one row per label."
@@ -271,101 +186,6 @@ def joint_coherence(model, n: int = 500, seed: int = 0) -> float:
     generated = model.generate(n=check_positive_int(n, "n"), seed=check_seed(seed))
     digits = np.stack([read_digits(m, v) for m, v in generated.items()])
     return float(np.mean((digits == digits[0]).all(axis=0) & (digits[0] >= 0)))
-
-# %% ../nbs/07_metrics.ipynb #bfb53608
-def _check_level(level) -> int:
-    from mmgen_nbdev.data import SHAPE_LEVELS
-    if not is_integer(level) or int(level) not in SHAPE_LEVELS:
-        raise ValueError(f"`level` must be one of {sorted(SHAPE_LEVELS)}; got {level!r}.")
-    return int(level)
-
-
-def _grey(images):
-    "Each pixel's brightest channel: the shape's silhouette whatever its colour."
-    images = check_finite(images, "images").astype("float32")
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"`images` must be RGB images of shape (N, height, width, 3); got {images.shape}.")
-    return images.max(axis=-1, keepdims=True)
-
-
-def read_colour(images) -> np.ndarray:
-    """The colour of the shape in each RGB image, as an index into `SHAPE_FACTORS["colour"]`: the brightness-weighted
-    mean colour of the lit pixels, scaled to a brightest channel of 1, nearest to one of the pure colours; -1 if
-    no pixel is lit."""
-    from mmgen_nbdev.data import SHAPE_FACTORS, _RGB
-    grey = _grey(images)
-    weights = grey * (grey > 0.25)
-    total = weights.sum(axis=(1, 2))
-    mean = (np.asarray(images, "float32") * weights).sum(axis=(1, 2)) / np.maximum(total, 1e-8)
-    chroma = mean / np.maximum(mean.max(axis=-1, keepdims=True), 1e-8)
-    palette = np.array([_RGB[c] for c in SHAPE_FACTORS["colour"]], "float32")
-    nearest = np.argmin(((chroma[:, None] - palette[None]) ** 2).sum(-1), axis=1)
-    return np.where(total[:, 0] > 0, nearest, -1).astype("int32")
-
-# %% ../nbs/07_metrics.ipynb #1ae67f9f
-def _classified_factors(level) -> tuple:
-    "The factors of `level` that the classifier reads: all but colour."
-    from mmgen_nbdev.data import SHAPE_LEVELS
-    return tuple(f for f in SHAPE_LEVELS[_check_level(level)] if f != "colour")
-
-
-def shape_classifier(level: int = 2, image_size: int = 32, epochs: int = 8, seed: int = 0):
-    """A CNN trained on the real training images of Shapes `level` in grey (each pixel's brightest channel);
-    maps (N, image_size, image_size, 1) images to a dict of logits, one entry per factor other than colour.
-    Trained once per setting and cached."""
-    return _shape_classifier(_check_level(level), check_integer(image_size, "image_size", low=8),
-                             check_positive_int(epochs, "epochs"), check_seed(seed))
-
-
-@functools.lru_cache(maxsize=4)
-def _shape_classifier(level, image_size, epochs, seed):
-    from mmgen_nbdev.data import SHAPE_FACTORS, load_shapes
-    factors = _classified_factors(level)
-    train = load_shapes(level, "train", image_size=image_size)
-    set_seed(seed)
-    x = keras.Input((image_size, image_size, 1), name="image")
-    h = layers.MaxPooling2D()(layers.Conv2D(16, 3, padding="same", activation="relu")(x))
-    h = layers.MaxPooling2D()(layers.Conv2D(32, 3, padding="same", activation="relu")(h))
-    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
-    model = keras.Model(x, {f: layers.Dense(len(SHAPE_FACTORS[f]), name=f)(h) for f in factors},
-                        name=f"shapes_level{level}_classifier")
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={f: loss for f in factors})
-    model.fit(_grey(train["image"]), {f: train["factors"][f] for f in factors}, epochs=epochs, batch_size=64, verbose=0)
-    return model
-
-# %% ../nbs/07_metrics.ipynb #8f4841ce
-def _caption_factors(tokens, level) -> dict:
-    "Each factor's value named in each caption, -1 where the caption names none or several of its values."
-    from mmgen_nbdev.data import SHAPE_FACTORS, SHAPE_LEVELS, shapes_vocabulary
-    captions = [f" {c} " for c in shapes_vocabulary().decode_batch(tokens)]
-    factors = {}
-    for f in SHAPE_LEVELS[level]:
-        named = np.array([[f" {v} " in c for v in SHAPE_FACTORS[f]] for c in captions], bool).reshape(len(captions), -1)
-        factors[f] = np.where(named.sum(1) == 1, named.argmax(1), -1).astype("int32")
-    return factors
-
-
-def read_shape_factors(modality: str, values, level: int = 2) -> dict:
-    """The factors of Shapes `level` that each of `values` shows (`modality="image"`: RGB images in [0, 1]) or names
-    (`"text"`: caption token ids), as a dict of int32 arrays indexing `SHAPE_FACTORS`; -1 where none can be read."""
-    from mmgen_nbdev.data import SHAPE_LEVELS, shapes_vocabulary
-    level = _check_level(level)
-    check_choice(modality, "modality", ("image", "text"))
-    if modality == "text":
-        tokens = shapes_vocabulary().check_ids(values, "values")
-        if tokens.ndim != 2:
-            raise ValueError(f"`values` must be caption token ids of shape (N, length); got {tokens.shape}.")
-        return _caption_factors(tokens, level)
-    grey = _grey(values)
-    if grey.shape[1] != grey.shape[2] or grey.shape[1] < 8 or not len(grey):
-        raise ValueError(f"`values` must be square RGB images at least 8 pixels wide, (N, size, size, 3) with N ≥ 1; "
-                         f"got {np.shape(values)}.")
-    logits = shape_classifier(level, grey.shape[1]).predict(grey, batch_size=256, verbose=0)
-    factors = {f: np.argmax(v, axis=-1).astype("int32") for f, v in logits.items()}
-    if "colour" in SHAPE_LEVELS[level]:
-        factors["colour"] = read_colour(values)
-    return {f: factors[f] for f in SHAPE_LEVELS[level]}
 
 # %% ../nbs/07_metrics.ipynb #02e39899
 def factor_accuracy(predicted: dict, true: dict) -> dict:

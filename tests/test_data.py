@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmgen_nbdev import data
+from mmgen_nbdev import data, digits, multidigits, shapes
 from mmgen_nbdev.data import (SHAPE_FACTORS, SHAPE_LEVELS, caption_digit, decode_dtmf, load_dataset, load_digits,
                               load_fashion_mnist, load_mnist, load_multidigits, load_ring, load_shapes, log_mel,
                               multidigits_vocabulary, shapes_vocabulary, write_wav)
@@ -60,7 +60,7 @@ def test_every_modality_carries_the_digit():
     vocab = multidigits_vocabulary()
     np.testing.assert_array_equal([caption_digit(c) for c in vocab.decode_batch(md["text"])], md["label"])
     np.testing.assert_array_equal(decode_dtmf(md["waveform"]), md["label"])
-    images, labels, _ = data._digit_split()
+    images, labels, _ = digits._digit_split()
     np.testing.assert_array_equal(labels[md["private"]["writer_sample"]], md["label"])
     # the image is the (upsampled) real digit it claims to be
     np.testing.assert_allclose(load_multidigits("test", seed=3, image_size=8)["image"],
@@ -166,7 +166,7 @@ def test_shapes_levels(level):
 def test_shapes_render_their_factors():
     s = load_shapes(3, n=600)
     img, f = s["image"], s["factors"]
-    for colour, rgb in data._RGB.items():
+    for colour, rgb in shapes._RGB.items():
         rows = f["colour"] == SHAPE_FACTORS["colour"].index(colour)
         for channel, on in enumerate(rgb):
             assert (img[rows][..., channel].max() > 0.5) == bool(on), (colour, channel)
@@ -414,3 +414,20 @@ def test_online_download_goes_through_keras_loader(keras_home, monkeypatch):
     assert load_mnist(n=2)["image"].shape == (2, 28, 28, 1)
     assert load_mnist(n=2)["label"].shape == (2,)
     assert calls == [1], "the second call reads the cache"
+
+
+# ---- the layout: one module per dataset, every name still importable from mmgen_nbdev.data ---------------------
+DATA_NAMES = ['SPLITS', 'DIGIT_WORDS', 'CAPTION_TEMPLATES', 'SAMPLE_RATE', 'DTMF_ROWS', 'DTMF_COLUMNS', 'DTMF_KEYS',
+              'MEL_BANDS', 'MEL_FRAMES_PER_SECOND', 'DB_RANGE', 'SHAPE_FACTORS', 'SHAPE_LEVELS', 'SHAPE_TEMPLATES',
+              'TOY_DATASETS', 'LOADERS', 'check_count', 'load_digits', 'preview_digits', 'Vocabulary',
+              'multidigits_vocabulary', 'digit_caption', 'caption_digit', 'dtmf_frequencies', 'decode_dtmf', 'log_mel',
+              'load_multidigits', 'preview_multidigits', 'shapes_vocabulary', 'shape_caption', 'load_shapes',
+              'preview_shapes', 'load_ring', 'load_toy', 'keras_cache_dir', 'load_mnist', 'load_fashion_mnist',
+              'load_dataset', 'write_wav']
+
+
+def test_data_still_exports_every_name_it_exported_before_the_split():
+    assert set(DATA_NAMES) <= set(data.__all__) and all(hasattr(data, name) for name in DATA_NAMES)
+    # the same objects as in their new homes, not copies
+    assert data.load_multidigits is multidigits.load_multidigits and data.load_digits is digits.load_digits
+    assert data.load_shapes is shapes.load_shapes and data.LOADERS["shapes"] is shapes.load_shapes
