@@ -63,19 +63,22 @@ def check_ids(self: Vocabulary, ids, name: str = "ids") -> np.ndarray:
     return ids.astype("int64")
 
 # %% ../nbs/01b_vocabulary.ipynb #8f0678b5
+def _rank(ids, ndim: int, what: str) -> np.ndarray:
+    "`ids` as an array of `ndim` dimensions, else a `ValueError` saying that it must be `what`."
+    ids = np.asarray(ids)
+    if ids.ndim != ndim:
+        raise ValueError(f"`ids` must be {what}; got shape {ids.shape}.")
+    return ids
+
+
 @patch
 def decode_batch(self: Vocabulary, ids) -> list:
     "The captions of a batch of token ids, shape (N, length)."
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-        raise ValueError(f"`ids` must be a batch of captions, shape (N, length); got shape {ids.shape}.")
-    return [" ".join(self.tokens[i] for i in row if i != 0) for row in self.check_ids(ids)]
+    ids = self.check_ids(_rank(ids, 2, "a batch of captions, shape (N, length)"))
+    return [" ".join(self.tokens[i] for i in row if i != 0) for row in ids]
 
 
 @patch
 def decode(self: Vocabulary, ids) -> str:
     "The caption that the token `ids` spell (padding dropped)."
-    ids = np.asarray(ids)
-    if ids.ndim != 1:
-        raise ValueError(f"`ids` must be one caption, a 1-D sequence of token ids; got shape {ids.shape}.")
-    return self.decode_batch(ids[None])[0]
+    return self.decode_batch(_rank(ids, 1, "one caption, a 1-D sequence of token ids")[None])[0]
