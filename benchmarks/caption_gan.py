@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from fresh_process import run_fresh
+from mmgen_nbdev.bench.turns import run_script as run_fresh
 
 RECIPE = {"condition": "caption", "unit_codes": True, "epochs": 20, "lr": 1e-3, "latent_dim": 32, "batch": 64,
           "seed": 0}

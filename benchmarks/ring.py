@@ -22,7 +22,7 @@ import platform
 import time
 from pathlib import Path
 
-from fresh_process import run_fresh
+from mmgen_nbdev.bench.turns import run_script as run_fresh
 
 # The recipe the GAN chapter uses at std 0.02, and the one that met the bar at std 0.05.
 RECIPE = {"std": 0.02, "steps": 12000, "lr": 1e-3, "decay": True, "g_hidden": [256, 256], "d_hidden": [128, 128],
