@@ -29,11 +29,10 @@ import json, sys, time
 import keras, numpy as np
 from keras import layers, ops
 import mmgen_nbdev.gan as gan_module
-from mmgen_nbdev.backend import set_seed
 from mmgen_nbdev.data import load_multidigits, multidigits_vocabulary
-from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator, gan_optimizers
 from mmgen_nbdev.metrics import read_digits
 from mmgen_nbdev.modalities import text_encoder
+from mmgen_nbdev.recipes import digits_cgan, digits_cgan_optimizers, training_steps
 
 c = json.loads(sys.argv[1])
 if not c["unit_codes"]:  # the builders with the caption's code taken straight from the text encoder
@@ -41,15 +40,10 @@ if not c["unit_codes"]:  # the builders with the caption's code taken straight f
         text_encoder(caption[0], caption[1], width, name=name))
 train, test = load_multidigits("train"), load_multidigits("test")
 vocabulary = multidigits_vocabulary()
-caption = (train["text"].shape[1], len(vocabulary))
-condition = dict(caption=caption) if c["condition"] == "caption" else dict(num_classes=10)
 y, y_test = (train["text"], test["text"]) if c["condition"] == "caption" else (train["label"], test["label"])
 key = "captions" if c["condition"] == "caption" else "labels"
-set_seed(c["seed"])
-gan = GAN(dcgan_generator(c["latent_dim"], (16, 16, 1), **condition), dcgan_discriminator((16, 16, 1), **condition),
-          value_range=(-1, 1), seed=c["seed"])
-steps = c["epochs"] * int(np.ceil(len(y) / c["batch"]))
-gan.compile(**gan_optimizers(c["lr"], steps=steps))
+gan = digits_cgan(c["seed"], c["latent_dim"], condition=c["condition"])  # the recipe (the GAN chapter's caption GAN)
+gan.compile(**digits_cgan_optimizers(c["lr"], steps=training_steps(c["epochs"], len(y), c["batch"])))
 start = time.perf_counter()
 history = gan.fit(train["image"] * 2 - 1, y, epochs=c["epochs"], batch_size=c["batch"], verbose=0)
 seconds = time.perf_counter() - start

@@ -30,10 +30,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mmgen_nbdev.data import load_multidigits, load_shapes  # noqa: E402
-from mmgen_nbdev.fusion import FUSIONS, MultimodalVAE, likeliest_caption_digit, multidigits_vae, shapes_vae  # noqa: E402
+from mmgen_nbdev.fusion import FUSIONS, MultimodalVAE  # noqa: E402
 from mmgen_nbdev.metrics import (factor_accuracy, joint_coherence, linear_probe_accuracy, read_digits,  # noqa: E402
                                  read_shape_factors)
 from mmgen_nbdev.modalities import image_encoder  # noqa: E402
+from mmgen_nbdev.recipes import (likeliest_caption_digit, multidigits_vae, multimodal_optimizer, shapes_vae,  # noqa: E402
+                                 training_steps)
 
 MODALITIES = ("image", "text", "audio")
 BARS = {"text→image": 0.90, "audio→image": 0.90, "image→text": 0.95, "probe": 0.90}
@@ -83,9 +85,9 @@ def evaluate_shapes(model, test):
 
 
 def train(model, x, epochs, batch_size=64, learning_rate=1e-3):
-    "Adam with a cosine decay to zero over the run; returns the history, wall seconds and process CPU seconds."
-    steps = epochs * int(np.ceil(len(next(iter(x.values()))) / batch_size))
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)))
+    "The recipes' multimodal optimiser (Adam, cosine decay to zero over the run); returns the history, wall seconds and process CPU seconds."
+    steps = training_steps(epochs, len(next(iter(x.values()))), batch_size)
+    model.compile(optimizer=multimodal_optimizer(steps, learning_rate))
     wall, cpu = time.perf_counter(), time.process_time()
     history = model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0).history
     return history, round(time.perf_counter() - wall, 1), round(time.process_time() - cpu, 1)

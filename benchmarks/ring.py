@@ -55,18 +55,16 @@ DIAGNOSIS = {
 RUN = r"""
 import json, os, sys, time
 import keras, numpy as np
-from mmgen_nbdev.backend import set_seed
 from mmgen_nbdev.data import load_ring
-from mmgen_nbdev.gan import GAN, gan_optimizers, mlp_discriminator, mlp_generator, mode_coverage, mode_spread
+from mmgen_nbdev.gan import mode_coverage, mode_spread
+from mmgen_nbdev.recipes import ring_gan, ring_gan_optimizers
 
 c = json.loads(sys.argv[1])
 std, steps = c["std"], c["steps"]
 ring = load_ring(c["batch"] * 100, std=std)  # 100 steps an epoch
-set_seed(c["seed"])
-gan = GAN(mlp_generator(c["latent_dim"], hidden=tuple(c["g_hidden"])), mlp_discriminator(hidden=tuple(c["d_hidden"])),
-          loss=c["loss"], d_steps=c["d_steps"], seed=c["seed"])
-gan.compile(**gan_optimizers(c["lr"], steps=steps if c["decay"] else None, d_steps=c["d_steps"], beta_1=c["beta_1"],
-                             beta_2=c["beta_2"]))
+gan = ring_gan(c["seed"], c["latent_dim"], c["g_hidden"], c["d_hidden"], loss=c["loss"], d_steps=c["d_steps"])
+gan.compile(**ring_gan_optimizers(steps if c["decay"] else None, c["lr"], d_steps=c["d_steps"], beta_1=c["beta_1"],
+                                  beta_2=c["beta_2"]))
 checkpoints = {}
 
 class Checkpoint(keras.callbacks.Callback):

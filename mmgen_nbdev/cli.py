@@ -5,28 +5,27 @@ from __future__ import annotations
 
 import argparse
 import functools
-import html
 import importlib.util
-import json
 import logging
 import os
 import re
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 import mmgen_nbdev
+from . import report
 from .checks import check_positive_int, check_seed, check_writable_folder
 
 # %% auto #0
-__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'CROSS_MODAL_PAIRS', 'METRIC_NOTES', 'COMMANDS',
-           'installed_backend_names', 'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'describe_arrays',
-           'write_page', 'write_dataset_previews', 'train_demo_vae', 'train_demo_gan', 'train_demo_multimodal',
-           'measure_image_models', 'measure_multimodal', 'measures_table', 'tone_from_log_mel', 'demo_sections',
-           'write_demo_figures', 'run_demo', 'build_parser', 'main']
+__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'COMMANDS', 'installed_backend_names',
+           'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'train_demo_vae', 'train_demo_gan',
+           'train_demo_multimodal', 'Laps', 'train_demo', 'measure_image_models', 'measure_multimodal', 'measure_demo',
+           'load_demo_data', 'run_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #64b908c7
 BACKEND_NAMES = ("tensorflow", "jax", "torch")  # the Keras backends the package supports
@@ -60,7 +59,7 @@ def quiet_native_logs(verbose: bool = False, environ=os.environ) -> None:
     for name in ("tensorflow", "absl", "jax._src.xla_bridge"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-
+# %% ../nbs/90_cli.ipynb #9a86f33f
 # an Abseil log line (`I0000 00:00:1795969624.007876   10196 port.cc:153] ...`) or its start-up notice
 _NATIVE_LOG = re.compile(r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                          r"|[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] )")
@@ -97,108 +96,6 @@ def import_keras(verbose: bool = False):
             sys.stderr.write("".join(line for line in lines if not _NATIVE_LOG.match(line)))
     return keras
 
-# %% ../nbs/90_cli.ipynb #af7225f2
-def describe_arrays(arrays: dict, prefix: str = "") -> dict:
-    "Shape, dtype and value range of every array in a (nested) dict of arrays."
-    out = {}
-    for key, value in arrays.items():
-        if isinstance(value, dict):
-            out.update(describe_arrays(value, prefix=f"{prefix}{key}."))
-        else:
-            value = np.asarray(value)
-            out[prefix + key] = {"shape": list(value.shape), "dtype": value.dtype.name,
-                                 "min": float(value.min()), "max": float(value.max())}
-    return out
-
-# %% ../nbs/90_cli.ipynb #28cec523
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-img{{max-width:100%;border:1px solid #ddd}} table{{border-collapse:collapse;font-size:.85em}}
-td,th{{border:1px solid #ddd;padding:.2em .5em;text-align:left}} code{{background:#f4f4f4}}
-.tones{{display:flex;flex-wrap:wrap;gap:1em}} .tones figure{{margin:0}}</style></head>
-<body><h1>{title}</h1>
-{body}
-</body></html>
-"""
-
-
-def _table(description: dict) -> str:
-    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{tuple(v['shape'])}</td><td>{v['dtype']}</td>"
-                   f"<td>{v['min']:.3g} … {v['max']:.3g}</td></tr>" for k, v in description.items())
-    return f"<table><tr><th>key</th><th>shape</th><th>dtype</th><th>range</th></tr>{rows}</table>"
-
-
-def write_page(path, title: str, sections: list) -> Path:
-    "Write an HTML page of `sections`, each a dict with `heading`, `text` and optional `image`, `table`, `html`."
-    parts = []
-    for s in sections:
-        parts.append(f"<h2>{html.escape(s['heading'])}</h2><p>{html.escape(s.get('text', ''))}</p>")
-        if "image" in s:
-            parts.append(f'<img src="{html.escape(s["image"])}" alt="{html.escape(s["heading"])}">')
-        if "table" in s:
-            parts.append(_table(s["table"]))
-        parts.append(s.get("html", ""))
-    path = Path(path)
-    path.write_text(_PAGE.format(title=html.escape(title), body="\n".join(parts)), encoding="utf-8")
-    return path
-
-# %% ../nbs/90_cli.ipynb #66072aeb
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def write_dataset_previews(out, seed: int = 0, log=print) -> Path:
-    "Write previews of every embedded dataset into the folder `out`; return the path of its `index.html`."
-    import matplotlib
-    matplotlib.use("Agg")
-    from mmgen_nbdev import data
-    seed = check_seed(seed)
-    out = check_writable_folder(out, "out")
-    sections, summary = [], {}
-
-    log("digits: the real 8×8 handwritten digits")
-    digits = data.load_digits()
-    picks = np.concatenate([np.flatnonzero(digits["label"] == d)[:2] for d in range(10)])
-    _save(data.preview_digits({k: v[picks] for k, v in digits.items()}), out / "digits.png")
-    summary["digits"] = describe_arrays(digits)
-    sections.append({"heading": "digits", "image": "digits.png", "table": summary["digits"],
-                     "text": f"load_digits(): {len(digits['label'])} training images, two of each digit shown."})
-
-    log("multidigits: image, caption and keypad tone")
-    md = data.load_multidigits(seed=seed)
-    _save(data.preview_multidigits(md, n=10), out / "multidigits.png")
-    summary["multidigits"] = describe_arrays(md)
-    tones = []
-    for digit in range(10):
-        i = int(np.flatnonzero(md["label"] == digit)[0])
-        name = f"tone_{digit}.wav"
-        data.write_wav(out / name, md["waveform"][i])
-        caption = data.multidigits_vocabulary().decode(md["text"][i])
-        tones.append(f'<figure><figcaption>{digit}: “{html.escape(caption)}”</figcaption>'
-                     f'<audio controls src="{name}"></audio></figure>')
-    sections.append({"heading": "multidigits", "image": "multidigits.png", "table": summary["multidigits"],
-                     "text": f"load_multidigits(seed={seed}): each handwritten digit with a caption and its "
-                             "telephone keypad tone (log-mel spectrogram below each image; WAV files below).",
-                     "html": '<div class="tones">' + "".join(tones) + "</div>"})
-
-    for level in (1, 2, 3):
-        log(f"shapes: level {level}")
-        shapes = data.load_shapes(level, seed=seed)
-        name = f"shapes_level{level}.png"
-        _save(data.preview_shapes(shapes, n=10, level=level), out / name)
-        summary[f"shapes_level{level}"] = describe_arrays(shapes)
-        factors = ", ".join(data.SHAPE_LEVELS[level])
-        sections.append({"heading": f"shapes, level {level}", "image": name, "table": summary[f"shapes_level{level}"],
-                         "text": f"load_shapes({level}, seed={seed}): factors {factors}."})
-
-    (out / "datasets.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    index = write_page(out / "index.html", "mmgen_nbdev: the embedded datasets", sections)
-    log(f"wrote {index}")
-    return index
-
 # %% ../nbs/90_cli.ipynb #21652771
 @functools.cache
 def _epoch_progress_class():
@@ -223,13 +120,6 @@ def _epoch_progress_class():
     return EpochProgress
 
 
-def __getattr__(name):
-    "`mmgen_nbdev.cli.EpochProgress`, the progress callback, made on first use so that importing this module imports no Keras."
-    if name == "EpochProgress":
-        return _epoch_progress_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _callbacks(name: str, keys, path, log):
     "The demo's callbacks for one model: its progress line and a checkpoint that keeps only finite models."
     from mmgen_nbdev.callbacks import SafeCheckpoint
@@ -242,13 +132,9 @@ QUICK_EPOCHS = {"vae": 3, "gan": 2, "multimodal_vae": 2}
 
 def train_demo_vae(train: dict, test: dict, out: Path, seed: int, epochs: int, log=print):
     "The demo's VAE (latent 2) on 16×16 digits, saved to `out/vae.keras`; returns (model, history)."
-    import keras
-    from mmgen_nbdev.backend import set_seed
-    from mmgen_nbdev.modalities import image_decoder, image_encoder
-    from mmgen_nbdev.vae import VAE
-    set_seed(seed)
-    vae = VAE(image_encoder((16, 16, 1), 2, gaussian=True), image_decoder(2, (16, 16, 1)), seed=seed)
-    vae.compile(optimizer=keras.optimizers.Adam(2e-3))
+    from mmgen_nbdev.recipes import digits_vae, digits_vae_optimizer
+    vae = digits_vae(seed)
+    vae.compile(optimizer=digits_vae_optimizer())
     history = vae.fit(train["image"], epochs=epochs, batch_size=64, validation_data=test["image"], verbose=0,
                       callbacks=_callbacks("vae", ("neg_elbo", "val_neg_elbo"), out / "vae.keras", log))
     return vae, history.history
@@ -256,12 +142,9 @@ def train_demo_vae(train: dict, test: dict, out: Path, seed: int, epochs: int, l
 
 def train_demo_gan(train: dict, out: Path, seed: int, epochs: int, log=print):
     "The demo's conditional DCGAN on 16×16 digits scaled to [−1, 1], saved to `out/gan.keras`; returns (model, history)."
-    from mmgen_nbdev.backend import set_seed
-    from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator
-    set_seed(seed)
-    gan = GAN(dcgan_generator(32, (16, 16, 1), num_classes=10), dcgan_discriminator((16, 16, 1), num_classes=10),
-              value_range=(-1, 1), seed=seed)
-    gan.compile()
+    from mmgen_nbdev.recipes import digits_cgan, digits_cgan_optimizers
+    gan = digits_cgan(seed)
+    gan.compile(**digits_cgan_optimizers())
     history = gan.fit(train["image"] * 2 - 1, train["label"], epochs=epochs, batch_size=64, verbose=0,
                       callbacks=_callbacks("gan", ("d_loss", "g_loss", "d_real", "d_fake"), out / "gan.keras", log))
     return gan, history.history
@@ -269,15 +152,44 @@ def train_demo_gan(train: dict, out: Path, seed: int, epochs: int, log=print):
 
 def train_demo_multimodal(train: dict, out: Path, seed: int, epochs: int, log=print):
     "The fusion chapter's MoPoE VAE on MultiDigits (image, caption, tone), saved to `out/multimodal.keras`."
-    import keras
-    from mmgen_nbdev.fusion import multidigits_vae
+    from mmgen_nbdev.recipes import multidigits_vae, multimodal_optimizer, training_steps
     model = multidigits_vae("mopoe", seed=seed)
-    decay_steps = epochs * -(-len(train["label"]) // 64)  # as the fusion chapter trains it
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps)))
+    model.compile(optimizer=multimodal_optimizer(training_steps(epochs, len(train["label"]), batch_size=64)))
     history = model.fit({m: train[m] for m in ("image", "text", "audio")}, epochs=epochs, batch_size=64, verbose=0,
                         callbacks=_callbacks("multimodal vae", ("image_nll", "text_nll", "audio_nll", "kl"),
                                              out / "multimodal.keras", log))
     return model, history.history
+
+# %% ../nbs/90_cli.ipynb #07c26ef4
+class Laps:
+    "A stopwatch of named laps: `lap(name)` ends the lap running since the last one (or since the stopwatch began)."
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name], self.last = now - self.last, now
+
+    def summary(self) -> dict:
+        "The total seconds (whole) and each lap's (to a tenth), as the demo's metrics hold them."
+        return {"seconds": round(time.perf_counter() - self.start),
+                "seconds_by_step": {k: round(s, 1) for k, s in self.laps.items()}}
+
+# %% ../nbs/90_cli.ipynb #8ad38213
+def train_demo(data: dict, out: Path, seed: int, epochs: dict, laps: Laps, log=print) -> tuple:
+    "Train the demo's three models on `data` (`load_demo_data`), one lap each; return the models and their histories."
+    digits, multi = data["digits"], data["multi"]
+    models, histories = {}, {}
+    models["vae"], histories["vae"] = train_demo_vae(digits["train"], digits["test"], out, seed, epochs["vae"], log)
+    laps.lap("vae")
+    models["gan"], histories["gan"] = train_demo_gan(digits["train"], out, seed, epochs["gan"], log)
+    laps.lap("gan")
+    models["multimodal_vae"], histories["multimodal_vae"] = train_demo_multimodal(
+        multi["train"], out, seed, epochs["multimodal_vae"], log)
+    laps.lap("multimodal_vae")
+    return models, histories
 
 # %% ../nbs/90_cli.ipynb #5dda0018
 def _pixel_mean_nll(train_images, test_images) -> float:
@@ -296,7 +208,7 @@ def measure_image_models(vae, gan, vae_history: dict, gan_history: dict, train: 
     features = lambda images: extractor.predict(np.asarray(images, "float32"), verbose=0)
     asked = np.repeat(np.arange(10), 50)
     gan_images = (gan.generate(500, labels=asked, seed=seed + 1) + 1) / 2
-    vae_images = vae.sample(500, seed=seed + 1)
+    vae_images = vae.generate(500, seed=seed + 1)
     real_features = features(test["image"])
     precision, recall = precision_recall(real_features, features(gan_images))
     read_as = lambda images: np.argmax(classifier.predict(images, verbose=0), axis=-1)
@@ -324,264 +236,61 @@ def measure_image_models(vae, gan, vae_history: dict, gan_history: dict, train: 
     return measures, references, {"vae": vae_images, "gan": gan_images}
 
 # %% ../nbs/90_cli.ipynb #e86e2fa0
-CROSS_MODAL_PAIRS = (("text", "image"), ("audio", "image"), ("image", "text"), ("image", "audio"))
-
-
 def measure_multimodal(model, history: dict, train: dict, test: dict, seed: int) -> tuple:
     "The multimodal VAE's coherences and linear probe, and their references (real data read by the same readers)."
     from mmgen_nbdev.metrics import cross_modal_coherence, joint_coherence, linear_probe_accuracy, read_digits
     modalities = ("image", "text", "audio")
     encode = lambda split: model.encode({m: split[m] for m in modalities})[0]
-    measures = {**{f"coherence_{a}_to_{b}": cross_modal_coherence(model, test, a, b) for a, b in CROSS_MODAL_PAIRS},
+    measures = {**{f"coherence_{a}_to_{b}": cross_modal_coherence(model, test, a, b) for a, b in report.CROSS_MODAL_PAIRS},
                 "joint_coherence": joint_coherence(model, 500, seed=seed),
                 "linear_probe": linear_probe_accuracy(encode(train), train["label"], encode(test), test["label"]),
                 "epochs": len(history["loss"])}
     real_reads = {m: read_digits(m, test[m]) for m in modalities}
     reader_accuracy = {m: float(np.mean(real_reads[m] == test["label"])) for m in modalities}
     flat = lambda split: split["image"].reshape(len(split["image"]), -1)
-    references = {**{f"coherence_{a}_to_{b}": reader_accuracy[b] for a, b in CROSS_MODAL_PAIRS},
+    references = {**{f"coherence_{a}_to_{b}": reader_accuracy[b] for a, b in report.CROSS_MODAL_PAIRS},
                   "joint_coherence": float(np.mean((real_reads["image"] == real_reads["text"])
                                                    & (real_reads["text"] == real_reads["audio"]))),
                   "linear_probe": linear_probe_accuracy(flat(train), train["label"], flat(test), test["label"])}
     return measures, references
 
-# %% ../nbs/90_cli.ipynb #05dd9dd3
-_COHERENCE = ("share of test samples whose {b} generated from the {a} shows the sample's digit, as read by the "
-              "package's {b} reader")
-METRIC_NOTES = {  # measure: (label, better, meaning, reference)
-    "test_neg_elbo_nats": ("test −ELBO (nats per image)", "lower", "reconstruction cost plus KL to the prior: an "
-                           "upper bound on −log p(x)", "pixels independent, each at its training mean"),
-    "test_nll_iwae64_nats": ("test NLL, IWAE bound (K = 64)", "lower", "a tighter upper bound on −log p(x) from 64 "
-                             "importance samples", "pixels independent, each at its training mean"),
-    "frechet_distance_samples": ("Fréchet distance, 500 samples", "lower", "distance between Gaussians fitted to the "
-                                 "digit classifier's 64 features of the samples and of the 360 test digits; 0 = same "
-                                 "statistics", "two halves of the real test digits (180 each)"),
-    "precision": ("precision", "higher", "share of samples inside the real digits' k-NN manifold (fidelity)",
-                  "one half of the real test digits against the other"),
-    "recall": ("recall", "higher", "share of real test digits inside the samples' k-NN manifold (diversity)",
-               "one half of the real test digits against the other"),
-    "classifier_reads_asked_digit": ("classifier reads the digit asked for", "higher", "share of the 500 samples "
-                                     "(50 of each digit) the package's classifier reads as the digit requested",
-                                     "chance 0.10; the classifier on real test digits"),
-    "classification_accuracy_score": ("classification accuracy score", "higher", "accuracy on real test digits of a "
-                                      "logistic regression trained on the 500 labelled samples only",
-                                      "chance 0.10; the same regression trained on 500 real training digits"),
-    **{f"coherence_{a}_to_{b}": (f"coherence {a} → {b}", "higher", _COHERENCE.format(a=a, b=b),
-                                 f"chance 0.10; real test {b}s read by the same reader")
-       for a, b in CROSS_MODAL_PAIRS},
-    "joint_coherence": ("joint coherence", "higher", "share of 500 samples from the prior whose image, caption and "
-                        "tone all show the same digit", "chance 0.01; real test triples read by the same readers"),
-    "linear_probe": ("latent linear probe", "higher", "test accuracy of a logistic regression from the joint posterior "
-                     "mean to the digit: how cleanly the latent space separates digits it never saw labelled",
-                     "chance 0.10; the same regression on the raw 16×16 pixels"),
-}
-
-
-def measures_table(measures: dict, references: dict) -> str:
-    "An HTML table of `measures` (those in `METRIC_NOTES`): value, which direction is better, reference, meaning."
-    rows = []
-    for key, value in measures.items():
-        if key not in METRIC_NOTES:
-            continue
-        label, better, meaning, reference = METRIC_NOTES[key]
-        shown = f"{references[key]:.3g}" if key in references else "–"
-        rows.append(f"<tr><td>{html.escape(label)}</td><td><b>{value:.3g}</b></td><td>{better} is better</td>"
-                    f"<td>{html.escape(reference)}: <b>{shown}</b></td><td>{html.escape(meaning)}</td></tr>")
-    return ("<table><tr><th>measure</th><th>value</th><th>better</th><th>reference (same run)</th>"
-            f"<th>what it measures</th></tr>{''.join(rows)}</table>")
-
-# %% ../nbs/90_cli.ipynb #42aa42a5
-def _grid(images, rows, columns, path, titles=None):
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.95 + 0.2), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.imshow(images[i, ..., 0], cmap="gray_r", vmin=0, vmax=1)
-        ax.set_axis_off()
-        if titles is not None and i < columns:
-            ax.set_title(titles[i], fontsize=8)
-    _save(fig, path)
-
-
-def _loss_curves(histories: dict, path):
-    "The training curves of the three models side by side."
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-    panels = [("vae", "VAE: −ELBO (nats)", {"neg_elbo": "train", "val_neg_elbo": "test"}),
-              ("gan", "GAN: losses", {"d_loss": "discriminator", "g_loss": "generator"}),
-              ("multimodal_vae", "Multimodal VAE: −ELBO and its terms (nats, symlog)",
-               {"neg_elbo": "−ELBO", "image_nll": "image NLL", "text_nll": "caption NLL", "audio_nll": "tone NLL",
-                "kl": "KL"})]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.2))
-    for ax, (model, title, curves) in zip(axes, panels):
-        for key, label in curves.items():
-            if key in histories[model]:
-                values = histories[model][key]
-                ax.plot(range(1, len(values) + 1), values, label=label, marker="." if len(values) < 10 else None)
-        ax.set_title(title), ax.set_xlabel("epoch"), ax.legend(fontsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[2].set_yscale("symlog", linthresh=10)  # the tone's NLL is a hundred times the caption's
-    _save(fig, path)
-
-
-def _cross_modal_grid(model, test, path, n: int = 10):
-    "Captions → images, tones → images, images → captions and tones, for `n` test samples of different digits."
-    import matplotlib.pyplot as plt
-    from mmgen_nbdev.data import multidigits_vocabulary
-    pick = [int(np.flatnonzero(test["label"] == d)[0]) for d in range(n)]
-    given = {m: test[m][pick] for m in ("image", "text", "audio")}
-    vocabulary = multidigits_vocabulary()
-    generate = lambda source, target: model.generate(given={source: given[source]}, target=target)
-    rows = [("caption (title)\n→ image", generate("text", "image")[..., 0], vocabulary.decode_batch(given["text"])),
-            ("test tone", given["audio"].transpose(0, 2, 1), None),
-            ("tone → image", generate("audio", "image")[..., 0], None),
-            ("test image\n→ caption (title)", given["image"][..., 0],
-             vocabulary.decode_batch(generate("image", "text"))),
-            ("image → tone", generate("image", "audio").transpose(0, 2, 1), None)]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.75 * len(rows)))
-    for r, (label, pictures, titles) in enumerate(rows):
-        tone = "tone" in label.split("→")[-1]
-        for i in range(n):
-            ax = axes[r, i]
-            ax.imshow(pictures[i], cmap="magma" if tone else "gray_r", origin="lower" if tone else "upper", aspect="auto")
-            ax.set_xticks([]), ax.set_yticks([])
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=6)
-        axes[r, 0].set_ylabel(label, fontsize=8)
-    _save(fig, path)
-    return pick
-
-# %% ../nbs/90_cli.ipynb #7198f4b1
-def tone_from_log_mel(spectrogram, stride: int = 128, low: float = 400.0, high: float = 2000.0,
-                      floor_db: float = 30.0) -> np.ndarray:
-    """A waveform (8 kHz, float32 in [−1, 1]) that sounds like a MultiDigits log-mel `spectrogram` (frames, bands):
-    each band a sine at its centre frequency, its loudness interpolated between frames."""
-    from mmgen_nbdev.checks import check_finite
-    from mmgen_nbdev.data import DB_RANGE, SAMPLE_RATE
-    s = check_finite(spectrogram, "spectrogram").astype("float64")
-    if s.ndim != 2:
-        raise ValueError(f"`spectrogram` must be (frames, bands); got shape {s.shape}.")
-    frames, bands = s.shape
-    db = DB_RANGE[0] + s * (DB_RANGE[1] - DB_RANGE[0])
-    relative = db - db.max()
-    amplitude = np.where(relative > -floor_db, 10 ** (relative / 20), 0.0)  # (frames, bands)
-    mel, hertz = lambda f: 2595 * np.log10(1 + f / 700), lambda m: 700 * (10 ** (m / 2595) - 1)
-    centres = hertz(np.linspace(mel(low), mel(high), bands + 2)[1:-1])  # Keras' (HTK) mel bands
-    t = np.arange(frames * stride) / SAMPLE_RATE
-    frame_times = (np.arange(frames) + 0.5) * stride / SAMPLE_RATE
-    envelope = np.stack([np.interp(t, frame_times, amplitude[:, b]) for b in range(bands)], axis=1)
-    wave = np.sum(envelope * np.sin(2 * np.pi * t[:, None] * centres[None]), axis=1)
-    return (0.9 * wave / max(np.abs(wave).max(), 1e-8)).astype("float32")
-
-
-def _tone_players(out: Path, test: dict, pick, generated_audio) -> str:
-    "Write each picked test tone and the tone generated from its image as WAV files; return the HTML players."
-    from mmgen_nbdev.data import write_wav
-    rows = []
-    for digit, (i, generated) in enumerate(zip(pick, generated_audio)):
-        write_wav(out / f"tone_test_{digit}.wav", test["waveform"][i])
-        write_wav(out / f"tone_from_image_{digit}.wav", tone_from_log_mel(generated))
-        rows.append(f'<tr><td>{digit}</td><td><audio controls preload="none" src="tone_test_{digit}.wav"></audio></td>'
-                    f'<td><audio controls preload="none" src="tone_from_image_{digit}.wav"></audio></td></tr>')
-    return ('<table class="players"><tr><th>digit</th><th>test tone</th><th>tone generated from the test image '
-            '(resynthesised from its log-mel spectrogram)</th></tr>' + "".join(rows) + "</table>")
-
-# %% ../nbs/90_cli.ipynb #1c32d806
-def demo_sections(metrics: dict, tones_html: str = "") -> list:
-    "The sections of the demo's page (see `write_page`) from its `metrics`, as `run_demo` writes them."
-    v, g, mm, refs = metrics["vae"], metrics["gan"], metrics["multimodal_vae"], metrics["references"]
-    steps = ", ".join(f"{k.replace('_', ' ')} {s:.0f} s" for k, s in metrics["seconds_by_step"].items())
-    return [
-        {"heading": "This run", "text": f"Backend: {metrics['backend']}. Epochs: VAE {v['epochs']}, GAN {g['epochs']}, "
-                                        f"multimodal VAE {mm['epochs']}. Total time: {metrics['seconds']:.0f} s "
-                                        f"({steps})."},
-        {"heading": "VAE: reconstructions", "image": "vae_reconstructions.png",
-         "text": "Top: test digits; bottom: decoded from their posterior means."},
-        {"heading": "VAE: samples from the prior", "image": "vae_samples.png", "text": "Thirty of the 500 samples measured below."},
-        {"heading": "VAE: the latent space", "image": "vae_latent.png",
-         "text": "Posterior means of the test digits, coloured by digit (the model never saw a label).",
-         "html": measures_table(v, refs["vae"])},
-        {"heading": "Conditional GAN: digits on request", "image": "gan_samples.png",
-         "text": "Three samples of each digit, asked for by its label.", "html": measures_table(g, refs["gan"])},
-        {"heading": "Multimodal VAE (MoPoE): any modality from any other", "image": "multimodal.png",
-         "text": "Rows: test captions (titles) and the images generated from them; test tones (log-mel) and the images "
-                 "generated from them; test images with the captions generated from them (titles); the tones generated "
-                 "from the same images. Below, the same ten tones to play: each test tone and the tone generated from "
-                 "the test image of its digit.",
-         "html": tones_html + measures_table(mm, refs["multimodal_vae"])},
-        {"heading": "Training curves", "image": "losses.png",
-         "text": "Per epoch: the VAE's −ELBO on training and test digits, the GAN's two losses, and the multimodal "
-                 "VAE's −ELBO with its terms (negative log-likelihood of each modality and the KL)."},
-        {"heading": "Files", "html": '<p><a href="metrics.json">metrics.json</a> (every number above, references '
-         'included) · <a href="vae.keras">vae.keras</a> · <a href="gan.keras">gan.keras</a> · '
-         '<a href="multimodal.keras">multimodal.keras</a>: load with <code>import mmgen_nbdev</code> then '
-         '<code>keras.saving.load_model(path)</code>.</p>'},
-    ]
-
-# %% ../nbs/90_cli.ipynb #e0594b2e
-def write_demo_figures(out: Path, models: dict, histories: dict, samples: dict, digits_test: dict,
-                       multi_test: dict) -> str:
-    "Draw the demo's figures into `out` and write its tones; return the HTML of the tone players."
-    import keras
-    import matplotlib.pyplot as plt
-    vae, multimodal = models["vae"], models["multimodal_vae"]
-    test = digits_test["image"]
-    _grid(np.concatenate([test[:10], vae.reconstruct(test[:10])]), 2, 10, out / "vae_reconstructions.png")
-    _grid(samples["vae"][:30], 3, 10, out / "vae_samples.png")
-    by_digit = samples["gan"].reshape(10, 50, 16, 16, 1)[:, :3].transpose(1, 0, 2, 3, 4).reshape(30, 16, 16, 1)
-    _grid(by_digit, 3, 10, out / "gan_samples.png", titles=[str(d) for d in range(10)])
-    means = keras.ops.convert_to_numpy(vae.encode(test)[0])
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    points = ax.scatter(means[:, 0], means[:, 1], c=digits_test["label"], cmap="tab10", s=8)
-    fig.colorbar(points, ticks=range(10), label="digit"); ax.set_xlabel("$z_1$"); ax.set_ylabel("$z_2$")
-    _save(fig, out / "vae_latent.png")
-    _loss_curves(histories, out / "losses.png")
-    pick = _cross_modal_grid(multimodal, multi_test, out / "multimodal.png")
-    generated = multimodal.generate(given={"image": multi_test["image"][pick]}, target="audio")
-    return _tone_players(out, multi_test, pick, generated)
-
-# %% ../nbs/90_cli.ipynb #4c75d102
-def run_demo(out, seed: int = 0, quick: bool = False, log=print) -> dict:
-    "Train a VAE and a conditional GAN on the digits and a multimodal VAE on MultiDigits; write the report into `out`; return the metrics."
-    import matplotlib
-    matplotlib.use("Agg")
-    from mmgen_nbdev import data
-    from mmgen_nbdev.backend import backend_report
-    seed, out = check_seed(seed), check_writable_folder(out, "out")  # before anything trains
-    epochs = QUICK_EPOCHS if quick else DEMO_EPOCHS
-    start = step_start = time.perf_counter()
-    steps = {}
-
-    def lap(name):
-        nonlocal step_start
-        steps[name], step_start = time.perf_counter() - step_start, time.perf_counter()
-
-    digits = {s: data.load_digits(s, image_size=16) for s in ("train", "test")}
-    multi = {s: data.load_multidigits(s) for s in ("train", "test")}
-    log(f"{backend_report()}\ntraining on {len(digits['train']['label'])} handwritten digits (16×16), "
-        f"testing on {len(digits['test']['label'])}")
-    models, histories = {}, {}
-    models["vae"], histories["vae"] = train_demo_vae(digits["train"], digits["test"], out, seed, epochs["vae"], log)
-    lap("vae")
-    models["gan"], histories["gan"] = train_demo_gan(digits["train"], out, seed, epochs["gan"], log)
-    lap("gan")
-    models["multimodal_vae"], histories["multimodal_vae"] = train_demo_multimodal(
-        multi["train"], out, seed, epochs["multimodal_vae"], log)
-    lap("multimodal_vae")
-    log("measuring")
+# %% ../nbs/90_cli.ipynb #4f3dfb4f
+def measure_demo(models: dict, histories: dict, data: dict, seed: int, quick: bool = False) -> tuple:
+    "Every model's measures and references (keyed alike), and the samples the report draws: three dicts."
+    digits, multi = data["digits"], data["multi"]
     measures, references, samples = measure_image_models(models["vae"], models["gan"], histories["vae"],
                                                          histories["gan"], digits["train"], digits["test"], seed,
                                                          classifier_epochs=5 if quick else 30)
     measures["multimodal_vae"], references["multimodal_vae"] = measure_multimodal(
         models["multimodal_vae"], histories["multimodal_vae"], multi["train"], multi["test"], seed)
-    lap("measuring")
+    return measures, references, samples
+
+# %% ../nbs/90_cli.ipynb #4c75d102
+def load_demo_data() -> dict:
+    "The demo's data: the handwritten digits at 16×16 and MultiDigits, each split into `'train'` and `'test'`."
+    from mmgen_nbdev import data
+    return {"digits": {s: data.load_digits(s, image_size=16) for s in ("train", "test")},
+            "multi": {s: data.load_multidigits(s) for s in ("train", "test")}}
+
+
+def run_demo(out, seed: int = 0, quick: bool = False, log=print) -> dict:
+    "Train a VAE and a conditional GAN on the digits and a multimodal VAE on MultiDigits; write the report into `out`; return the metrics."
+    import matplotlib
+    matplotlib.use("Agg")
+    from mmgen_nbdev.backend import backend_report
+    seed, out = check_seed(seed), check_writable_folder(out, "out")  # before anything trains
+    laps, data = Laps(), load_demo_data()
+    log(f"{backend_report()}\ntraining on {len(data['digits']['train']['label'])} handwritten digits (16×16), "
+        f"testing on {len(data['digits']['test']['label'])}")
+    models, histories = train_demo(data, out, seed, QUICK_EPOCHS if quick else DEMO_EPOCHS, laps, log)
+    log("measuring")
+    measures, references, samples = measure_demo(models, histories, data, seed, quick)
+    laps.lap("measuring")
     log("writing the report")
-    tones = write_demo_figures(out, models, histories, samples, digits["test"], multi["test"])
-    lap("figures")
-    metrics = {"backend": backend_report().backend, **measures, "references": references,
-               "seconds": round(time.perf_counter() - start), "seconds_by_step": {k: round(s, 1) for k, s in steps.items()}}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    index = write_page(out / "index.html", "mmgen_nbdev demo: a VAE, a GAN and a multimodal VAE on handwritten digits",
-                       demo_sections(metrics, tones))
+    tones = report.write_demo_figures(out, models, histories, samples, data["digits"]["test"], data["multi"]["test"])
+    laps.lap("figures")
+    metrics = {"backend": backend_report().backend, **measures, "references": references, **laps.summary()}
+    index = report.write_demo_report(out, metrics, tones)
     log(f"wrote {index} in {metrics['seconds']} s")
     return metrics
 
@@ -668,7 +377,7 @@ def _demo(args) -> int:
 
 def _datasets(args) -> int:
     start = time.perf_counter()
-    write_dataset_previews(args.out, seed=args.seed)
+    report.write_dataset_previews(args.out, seed=args.seed)
     print(f"done in {time.perf_counter() - start:.1f} s; open {args.out / 'index.html'}")
     return 0
 
@@ -694,3 +403,17 @@ def main(argv=None) -> int:
     quiet_native_logs(args.verbose)
     import_keras(args.verbose)
     return COMMANDS[args.command](args)
+
+# %% ../nbs/90_cli.ipynb #67e46242
+_MOVED_TO_REPORT = ("describe_arrays", "write_page", "write_dataset_previews", "CROSS_MODAL_PAIRS", "METRIC_NOTES",
+                    "measures_table", "tone_from_log_mel", "demo_sections", "write_demo_figures")
+
+
+def __getattr__(name):
+    "`EpochProgress`, made on first use (importing this module imports no Keras), and the names moved to `report`."
+    if name == "EpochProgress":
+        return _epoch_progress_class()
+    if name in _MOVED_TO_REPORT:
+        warnings.warn(f"mmgen_nbdev.cli.{name} moved to mmgen_nbdev.report.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

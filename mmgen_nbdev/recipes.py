@@ -10,7 +10,7 @@ from .backend import set_seed
 from .checks import check_choice, check_number, check_positive_int, check_seed
 from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
 from .fusion import FUSIONS, MultimodalVAE, balanced_weights, likeliest_caption
-from .gan import GAN, dcgan_discriminator, dcgan_generator, gan_optimizers
+from .gan import GAN, dcgan_discriminator, dcgan_generator, gan_optimizers, mlp_discriminator, mlp_generator
 from .modalities import (audio_decoder, audio_encoder, image_decoder, image_encoder, text_decoder,
                                     text_encoder)
 from .vae import VAE
@@ -18,7 +18,7 @@ from .vae import VAE
 # %% auto #0
 __all__ = ['MULTIDIGITS_SIZES', 'training_steps', 'multimodal_optimizer', 'multidigits_vae', 'multidigits_captions',
            'likeliest_caption_digit', 'shapes_vae', 'digits_vae', 'digits_vae_optimizer', 'digits_cgan',
-           'digits_cgan_optimizers']
+           'digits_cgan_optimizers', 'ring_gan', 'ring_gan_optimizers']
 
 # %% ../nbs/08a_recipes.ipynb #4e62525f
 def training_steps(epochs: int, samples: int, batch_size: int = 64) -> int:
@@ -109,14 +109,31 @@ def digits_vae_optimizer(learning_rate: float = 2e-3) -> keras.optimizers.Optimi
     return keras.optimizers.Adam(check_number(learning_rate, "learning_rate", low=0, low_open=True))
 
 # %% ../nbs/08a_recipes.ipynb #fc0daacc
-def digits_cgan(seed: int = 0, latent_dim: int = 32) -> GAN:
-    "The demo's conditional DCGAN on 16×16 digits scaled to [−1, 1], conditioned on the digit's label."
+def digits_cgan(seed: int = 0, latent_dim: int = 32, condition: str = "label") -> GAN:
+    "A DCGAN on 16×16 digits scaled to [−1, 1], conditioned on the digit's `'label'` or a MultiDigits `'caption'`."
     seed, latent_dim = check_seed(seed), check_positive_int(latent_dim, "latent_dim")
+    check_choice(condition, "condition", ("label", "caption"))
+    given = {"num_classes": 10} if condition == "label" else {"caption": (6, len(multidigits_vocabulary()))}
     set_seed(seed)
-    return GAN(dcgan_generator(latent_dim, (16, 16, 1), num_classes=10), dcgan_discriminator((16, 16, 1), num_classes=10),
+    return GAN(dcgan_generator(latent_dim, (16, 16, 1), **given), dcgan_discriminator((16, 16, 1), **given),
                value_range=(-1, 1), seed=seed)
 
 
 def digits_cgan_optimizers(learning_rate: float = 2e-4, steps: int | None = None) -> dict:
-    "The demo GAN's `d_optimizer` and `g_optimizer` (for `GAN.compile`): DCGAN's Adam, constant unless given `steps`."
+    "The digit GANs' `d_optimizer` and `g_optimizer` (for `GAN.compile`): DCGAN's Adam, constant unless given `steps`."
     return gan_optimizers(learning_rate, steps=steps, beta_1=0.5)
+
+# %% ../nbs/08a_recipes.ipynb #767520a5
+def ring_gan(seed: int = 0, latent_dim: int = 2, generator_hidden=(256, 256), discriminator_hidden=(128, 128),
+             loss: str = "non_saturating", d_steps: int = 1) -> GAN:
+    "The GAN chapter's ring GAN: an MLP generator from `latent_dim` noise to points in the plane, an MLP discriminator."
+    seed = check_seed(seed)
+    set_seed(seed)
+    return GAN(mlp_generator(latent_dim, hidden=tuple(generator_hidden)),
+               mlp_discriminator(hidden=tuple(discriminator_hidden)), loss=loss, d_steps=d_steps, seed=seed)
+
+
+def ring_gan_optimizers(steps: int | None, learning_rate: float = 1e-3, d_steps: int = 1, beta_1: float = 0.5,
+                        beta_2: float = 0.999) -> dict:
+    "The ring GAN's Adam pair: `learning_rate` falling along a cosine over `steps` generator steps (None: constant)."
+    return gan_optimizers(learning_rate, steps=steps, d_steps=d_steps, beta_1=beta_1, beta_2=beta_2)
