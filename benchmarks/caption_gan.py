@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from mmgen_nbdev.bench.turns import run_script as run_fresh
+from mmgen_nbdev.bench.turns import run_script
 
 RECIPE = {"condition": "caption", "unit_codes": True, "epochs": 20, "lr": 1e-3, "latent_dim": 32, "batch": 64,
           "seed": 0}
@@ -70,7 +70,7 @@ HEADER = ["| run | backend | epochs | digit read right | spelled | numeral | var
 
 def row(name, backend, config, r):
     if "error" in r:
-        return f"| {name} | {backend} | {config['epochs']} | error: {r['error']} | | | | | | |"
+        return f"| {name} | {backend} | {config['epochs']} | error: {r['error'].strip().splitlines()[-1]} | | | | | | |"
     share = lambda value: "—" if value is None else f"{value:.1%}"
     return (f"| {name} | {backend} | {config['epochs']} | {r['accuracy']:.1%} | {share(r['spelled'])} | "
             f"{share(r['numeral'])} | {r['variation']:.2f} | {r['g_code_norm']:.2f} / {r['d_code_norm']:.2f} | "
@@ -93,7 +93,7 @@ def main():
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
               "recipe": RECIPE, "runs": []}
     for name, backend, config in jobs:
-        result = run_fresh(RUN, config, backend)
+        result = run_script(RUN, config, backend, env={"OMP_NUM_THREADS": "1"})  # one thread: no spinning on a shared CPU
         report["runs"].append({"name": name, "backend": backend, "config": config, "result": result})
         print(row(name, backend, config, result), flush=True)
         (args.out / "caption_gan.json").write_text(json.dumps(report, indent=1))
