@@ -148,7 +148,7 @@ def bench_data(model: str, n: int | None = None) -> dict:
 def build(model: str, implementation: str, seed: int = 0):
     """The compiled model of `model`'s family in `implementation` ("ours" or "reference"), and an evaluator: a model of
     ours holding the same networks, so that both implementations are scored by the same code."""
-    from mmgen_nbdev import ae, fusion, gan, modalities, vae
+    from mmgen_nbdev import ae, gan, modalities, recipes, vae
     if model not in BENCH_MODELS:
         raise ValueError(f"`model` must be one of {BENCH_MODELS}; got {model!r}.")
     if implementation not in IMPLEMENTATIONS:
@@ -180,7 +180,7 @@ def build(model: str, implementation: str, seed: int = 0):
             net = ReferenceGAN(discriminator, generator, 32)
             net.compile(loss_fn=keras.losses.BinaryCrossentropy(), **optimizers)
         return net, generator
-    evaluator = fusion.multidigits_vae("moe", seed=seed, likelihood_weights=None)  # the reference's equal weights
+    evaluator = recipes.multidigits_vae("moe", seed=seed, likelihood_weights=None)  # the reference's equal weights
     net = evaluator if ours else ReferenceMixtureVAE(evaluator.encoders, evaluator.decoders)
     net.compile(optimizer=keras.optimizers.Adam(1e-3))
     if not ours:
