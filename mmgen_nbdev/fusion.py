@@ -6,16 +6,20 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import warnings
 
 import keras
 import numpy as np
+from fastcore.basics import patch
 from keras import layers, ops
 
 from .backend import predict_step_with
 from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
-                                check_seed)
-from .modalities import CheckedLoops, check_batch, check_tokens, decode_tokens, shift_tokens
-from .vae import LIKELIHOODS, categorical_log_likelihood, gaussian_kl, log_likelihood, reparameterize
+                                check_seed, is_integer)
+from .modalities import (CheckedLoops, ModelProtocol, check_batch, check_tokens, decode_tokens,
+                                    deprecated_alias, in_batches, shift_tokens)
+from .vae import (LIKELIHOODS, categorical_log_likelihood, gaussian_kl, likelihood_mean, log_likelihood,
+                             reparameterize)
 
 # %% auto #0
 __all__ = ['FUSIONS', 'product_of_experts', 'fusion_subsets', 'compiled_call', 'MultimodalVAE', 'balanced_weights',
@@ -95,50 +99,58 @@ def _is_stream(x) -> bool:
 
 
 # %% ../nbs/08_fusion.ipynb #e51fabd4
+def _check_parts(encoders: dict, decoders: dict, likelihoods: dict, fusion: str, likelihood_weights):
+    "(modalities, subsets, latent size, weights) of a multimodal VAE, after checking every part it is built from."
+    if not isinstance(encoders, dict) or not encoders:
+        raise ValueError(f"`encoders` must be a non-empty dict keyed by modality; got {type(encoders).__name__}.")
+    modalities = tuple(encoders)
+    for name, value in (("decoders", decoders), ("likelihoods", likelihoods)):
+        if not isinstance(value, dict) or set(value) != set(modalities):
+            raise ValueError(f"`{name}` must be a dict with the keys of `encoders`, {list(modalities)}; "
+                             f"got {list(value) if isinstance(value, dict) else type(value).__name__}.")
+    for m in modalities:
+        check_choice(likelihoods[m], f"likelihoods[{m!r}]", LIKELIHOODS)
+        for name, network in (("encoders", encoders[m]), ("decoders", decoders[m])):
+            if not isinstance(network, keras.Model) or not network.inputs:
+                raise ValueError(f"`{name}[{m!r}]` must be a functional keras.Model (see the builders of "
+                                 f"mmgen_nbdev.modalities); got {type(network).__name__}.")
+    if likelihood_weights is None:
+        likelihood_weights = {m: 1.0 for m in modalities}
+    if not isinstance(likelihood_weights, dict) or set(likelihood_weights) != set(modalities):
+        raise ValueError(f"`likelihood_weights` must be None or a dict from each of {list(modalities)} to a "
+                         f"finite number ≥ 0; got {likelihood_weights!r}.")
+    weights = {m: check_number(likelihood_weights[m], f"likelihood_weights[{m!r}]", low=0) for m in modalities}
+    subsets = fusion_subsets(modalities, fusion)
+    dims = set()
+    for m, encoder in encoders.items():
+        if not isinstance(encoder.output, (list, tuple)) or len(encoder.output) != 2:
+            raise ValueError(f"`encoders[{m!r}]` must return (mean, log_var): build it with gaussian=True.")
+        dims.add(int(encoder.output[0].shape[-1]))
+    if len(dims) != 1:
+        raise ValueError(f"Every encoder must have the same latent size; got {sorted(dims)}.")
+    latent_dim = dims.pop()
+    for m, decoder in decoders.items():
+        if decoder.inputs[0].shape[-1] != latent_dim:
+            raise ValueError(f"`decoders[{m!r}]` must read codes of size {latent_dim}, the encoders' latent size; "
+                             f"it reads {decoder.inputs[0].shape[-1]}.")
+    return modalities, subsets, latent_dim, weights
+
+# %% ../nbs/08_fusion.ipynb #11dc0fdb
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class MultimodalVAE(CheckedLoops, keras.Model):
+class MultimodalVAE(CheckedLoops, ModelProtocol, keras.Model):
     """A VAE over several modalities: one Gaussian encoder and one decoder per modality, their posteriors fused by
     `fusion` (`"concat"`, `"poe"`, `"moe"` or `"mopoe"`), trained on the ELBO of every present modality.
 
     `encoders`, `decoders` and `likelihoods` are dicts keyed by modality; `likelihoods` names each decoder's
     distribution (`"bernoulli"`, `"gaussian"` or `"categorical"`), `likelihood_weights` scales each modality's log-likelihood.
     Data are dicts keyed by modality, plus an optional `"present"` dict of 0/1 arrays marking missing modalities."""
+    offers = ("embed", "posterior", "decode", "reconstruct", "generate")
 
     def __init__(self, encoders: dict, decoders: dict, likelihoods: dict, fusion: str = "mopoe", likelihood_weights=None,
                  beta: float = 1.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(encoders, dict) or not encoders:
-            raise ValueError(f"`encoders` must be a non-empty dict keyed by modality; got {type(encoders).__name__}.")
-        modalities = tuple(encoders)
-        for name, value in (("decoders", decoders), ("likelihoods", likelihoods)):
-            if not isinstance(value, dict) or set(value) != set(modalities):
-                raise ValueError(f"`{name}` must be a dict with the keys of `encoders`, {list(modalities)}; "
-                                 f"got {list(value) if isinstance(value, dict) else type(value).__name__}.")
-        for m in modalities:
-            check_choice(likelihoods[m], f"likelihoods[{m!r}]", LIKELIHOODS)
-            for name, network in (("encoders", encoders[m]), ("decoders", decoders[m])):
-                if not isinstance(network, keras.Model) or not network.inputs:
-                    raise ValueError(f"`{name}[{m!r}]` must be a functional keras.Model (see the builders of "
-                                     f"mmgen_nbdev.modalities); got {type(network).__name__}.")
-        if likelihood_weights is None:
-            likelihood_weights = {m: 1.0 for m in modalities}
-        if not isinstance(likelihood_weights, dict) or set(likelihood_weights) != set(modalities):
-            raise ValueError(f"`likelihood_weights` must be None or a dict from each of {list(modalities)} to a "
-                             f"finite number ≥ 0; got {likelihood_weights!r}.")
-        weights = {m: check_number(likelihood_weights[m], f"likelihood_weights[{m!r}]", low=0) for m in modalities}
-        self.subsets = fusion_subsets(modalities, fusion)
-        dims = set()
-        for m, encoder in encoders.items():
-            if not isinstance(encoder.output, (list, tuple)) or len(encoder.output) != 2:
-                raise ValueError(f"`encoders[{m!r}]` must return (mean, log_var): build it with gaussian=True.")
-            dims.add(int(encoder.output[0].shape[-1]))
-        if len(dims) != 1:
-            raise ValueError(f"Every encoder must have the same latent size; got {sorted(dims)}.")
-        latent_dim = dims.pop()
-        for m, decoder in decoders.items():
-            if decoder.inputs[0].shape[-1] != latent_dim:
-                raise ValueError(f"`decoders[{m!r}]` must read codes of size {latent_dim}, the encoders' latent size; "
-                                 f"it reads {decoder.inputs[0].shape[-1]}.")
+        modalities, self.subsets, latent_dim, weights = _check_parts(encoders, decoders, likelihoods, fusion,
+                                                                     likelihood_weights)
         self.modalities, self.fusion, self.latent_dim = modalities, fusion, latent_dim
         self.encoders, self.decoders = dict(encoders), dict(decoders)
         self.likelihoods = {m: likelihoods[m] for m in modalities}
@@ -159,245 +171,305 @@ class MultimodalVAE(CheckedLoops, keras.Model):
     def metrics(self):
         return super().metrics + list(self.trackers.values())
 
-    # --- the posterior ---------------------------------------------------------------------------------------
-    def _experts(self, inputs, training=False):
-        "Each given modality's posterior (mean, log_var), in the order of `self.modalities`."
-        return {m: self.encoders[m](inputs[m], training=training) for m in self.modalities if m in inputs}
+# %% ../nbs/08_fusion.ipynb #f1f63f60
+@patch
+def _experts(self: MultimodalVAE, inputs, training=False):
+    "Each given modality's posterior (mean, log_var), in the order of `self.modalities`."
+    return {m: self.encoders[m](inputs[m], training=training) for m in self.modalities if m in inputs}
 
-    def _subset_posterior(self, experts, subset, present=None):
-        "The fused posterior of the modalities in `subset` (present ones only, where `present` says)."
-        if self.fusion == "concat":
-            h = ops.concatenate([experts[m][0] for m in subset] + [experts[m][1] for m in subset], axis=-1)
-            mean, log_var = ops.split(self.joint(h), 2, axis=-1)
-            return mean, log_var
-        mask = None if present is None else ops.stack([present[m] for m in subset])
-        return product_of_experts(ops.stack([experts[m][0] for m in subset]),
-                                  ops.stack([experts[m][1] for m in subset]), mask)
 
-    def _present(self, inputs):
-        n = ops.shape(inputs[self.modalities[0]])[0]
-        given = inputs.get("present", {})
-        return {m: ops.cast(given[m], "float32") if m in given else ops.ones((n,)) for m in self.modalities}
+@patch
+def _subset_posterior(self: MultimodalVAE, experts, subset, present=None):
+    "The fused posterior of the modalities in `subset` (present ones only, where `present` says)."
+    if self.fusion == "concat":
+        h = ops.concatenate([experts[m][0] for m in subset] + [experts[m][1] for m in subset], axis=-1)
+        mean, log_var = ops.split(self.joint(h), 2, axis=-1)
+        return mean, log_var
+    mask = None if present is None else ops.stack([present[m] for m in subset])
+    return product_of_experts(ops.stack([experts[m][0] for m in subset]),
+                              ops.stack([experts[m][1] for m in subset]), mask)
 
-    def call(self, inputs, training=False):
-        present, experts = self._present(inputs), self._experts(inputs, training)
-        posteriors = [self._subset_posterior(experts, s, present) for s in self.subsets]
-        means, log_vars = ops.stack([p[0] for p in posteriors]), ops.stack([p[1] for p in posteriors])
-        # a subset counts for a sample only if all its modalities are present; a mixture's weights sum to one
-        weights = ops.stack([ops.prod(ops.stack([present[m] for m in s]), axis=0) for s in self.subsets])
-        if self.fusion == "poe":
-            weights = ops.concatenate([ops.ones_like(weights[:1]), weights[1:]])
-        elif self.fusion != "concat":
-            weights = weights / ops.maximum(ops.sum(weights, axis=0, keepdims=True), 1e-8)
-        z = reparameterize(means, log_vars, self.seed_generator)
-        flat = ops.reshape(z, (-1, self.latent_dim))
-        return {"means": means, "log_vars": log_vars, "weights": weights, "present": present,
-                "decoded": {m: self._decode_for_training(m, flat, inputs[m], training) for m in self.modalities}}
 
-    def _decode_for_training(self, m, z, x, training):
-        "The decoder's raw output for codes `z` (one block per subset); a recurrent decoder also reads `x` so far."
-        decoder = self.decoders[m]
-        if len(decoder.inputs) == 1:
-            return decoder(z, training=training)
-        previous = shift_tokens(x)
-        return decoder([z, ops.concatenate([previous] * len(self.subsets), axis=0)], training=training)
+@patch
+def _present(self: MultimodalVAE, inputs):
+    n = ops.shape(inputs[self.modalities[0]])[0]
+    given = inputs.get("present", {})
+    return {m: ops.cast(given[m], "float32") if m in given else ops.ones((n,)) for m in self.modalities}
 
-    # --- the objective ---------------------------------------------------------------------------------------
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        weights, present, subsets = y_pred["weights"], y_pred["present"], len(self.subsets)
-        kl = gaussian_kl(y_pred["means"], y_pred["log_vars"])  # (subsets, batch)
-        bound_kl = kl[0] if self.fusion == "poe" else ops.sum(weights * kl, axis=0)  # the ELBO's own KL term
-        objective, bound = -self.beta * ops.sum(weights * kl, axis=0), -bound_kl
-        for i, m in enumerate(self.modalities):
-            target = ops.concatenate([ops.convert_to_tensor(x[m])] * subsets, axis=0)
-            ll = log_likelihood(target, y_pred["decoded"][m], self.likelihoods[m], self.log_scales[m])
-            ll = ops.reshape(ll, (subsets, -1)) * present[m]
-            # MVAE's unimodal terms reconstruct their own modality only; a mixture's components reconstruct all
-            reconstructs = ops.convert_to_tensor([[float(m in s or self.fusion != "poe")] for s in self.subsets])
-            objective = objective + self.likelihood_weights[m] * ops.sum(weights * reconstructs * ll, axis=0)
-            own = ll[0] if self.fusion == "poe" else ops.sum(weights * ll, axis=0)
-            bound = bound + own
-            self.trackers[f"{m}_nll"].update_state(-ops.sum(own) / ops.maximum(ops.sum(present[m]), 1.0))
-        self.trackers["kl"].update_state(ops.mean(bound_kl))
-        self.trackers["neg_elbo"].update_state(-ops.mean(bound))
-        return -ops.mean(objective)
 
-    # --- using a trained model -------------------------------------------------------------------------------
-    def _given_posterior(self, batch):
-        "The posterior given the modalities in `batch` (tensors); a mixture's as its own mean and variance."
-        experts, given = self._experts(batch), tuple(m for m in self.modalities if m in batch)
-        if self.fusion != "moe":
-            return self._subset_posterior(experts, given)
-        means, log_vars = ops.stack([experts[m][0] for m in given]), ops.stack([experts[m][1] for m in given])
-        mean = ops.mean(means, axis=0)  # moment matching
-        return mean, ops.log(ops.mean(ops.exp(log_vars) + ops.square(means), axis=0) - ops.square(mean))
+@patch
+def call(self: MultimodalVAE, inputs, training=False):
+    present, experts = self._present(inputs), self._experts(inputs, training)
+    posteriors = [self._subset_posterior(experts, s, present) for s in self.subsets]
+    means, log_vars = ops.stack([p[0] for p in posteriors]), ops.stack([p[1] for p in posteriors])
+    # a subset counts for a sample only if all its modalities are present; a mixture's weights sum to one
+    weights = ops.stack([ops.prod(ops.stack([present[m] for m in s]), axis=0) for s in self.subsets])
+    if self.fusion == "poe":
+        weights = ops.concatenate([ops.ones_like(weights[:1]), weights[1:]])
+    elif self.fusion != "concat":
+        weights = weights / ops.maximum(ops.sum(weights, axis=0, keepdims=True), 1e-8)
+    z = reparameterize(means, log_vars, self.seed_generator)
+    flat = ops.reshape(z, (-1, self.latent_dim))
+    return {"means": means, "log_vars": log_vars, "weights": weights, "present": present,
+            "decoded": {m: self._decode_for_training(m, flat, inputs[m], training) for m in self.modalities}}
 
-    def _posterior_graph(self, batch):
-        "The fused posterior of `batch`, or for a mixture each given modality's own, stacked (compiled)."
-        if self.fusion != "moe":
-            return self._given_posterior(batch)
-        experts = self._experts(batch)
-        return ops.stack([experts[m][0] for m in experts]), ops.stack([experts[m][1] for m in experts])
 
-    def _posterior(self, batch, rng=None):
-        "The posterior given the checked arrays in `batch`, as NumPy; a mixture's component drawn with `rng`, if given."
-        mean, log_var = compiled_call(self, "posterior", self._posterior_graph, self._as_inputs(batch))
-        if self.fusion != "moe":
-            return mean, log_var
-        if rng is None:  # the mixture's own mean and variance (moment matching)
-            mixed = mean.mean(axis=0)
-            return mixed, np.log(np.mean(np.exp(log_var) + np.square(mean), axis=0) - np.square(mixed))
-        pick, rows = rng.integers(0, len(mean), size=mean.shape[1]), np.arange(mean.shape[1])
-        return mean[pick, rows], log_var[pick, rows]
+@patch
+def _decode_for_training(self: MultimodalVAE, m, z, x, training):
+    "The decoder's raw output for codes `z` (one block per subset); a recurrent decoder also reads `x` so far."
+    decoder = self.decoders[m]
+    if len(decoder.inputs) == 1:
+        return decoder(z, training=training)
+    previous = shift_tokens(x)
+    return decoder([z, ops.concatenate([previous] * len(self.subsets), axis=0)], training=training)
 
-    def _as_inputs(self, arrays: dict) -> dict:
-        "Checked arrays in the dtypes the encoders read (int32 token ids, float32 values), so one trace serves all."
-        return {m: v.astype("int32" if self.likelihoods[m] == "categorical" else "float32")
-                for m, v in arrays.items() if m in self.modalities}
+# %% ../nbs/08_fusion.ipynb #5d41d574
+@patch
+def compute_loss(self: MultimodalVAE, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    weights, present, subsets = y_pred["weights"], y_pred["present"], len(self.subsets)
+    kl = gaussian_kl(y_pred["means"], y_pred["log_vars"])  # (subsets, batch)
+    bound_kl = kl[0] if self.fusion == "poe" else ops.sum(weights * kl, axis=0)  # the ELBO's own KL term
+    objective, bound = -self.beta * ops.sum(weights * kl, axis=0), -bound_kl
+    for i, m in enumerate(self.modalities):
+        target = ops.concatenate([ops.convert_to_tensor(x[m])] * subsets, axis=0)
+        ll = log_likelihood(target, y_pred["decoded"][m], self.likelihoods[m], self.log_scales[m])
+        ll = ops.reshape(ll, (subsets, -1)) * present[m]
+        # MVAE's unimodal terms reconstruct their own modality only; a mixture's components reconstruct all
+        reconstructs = ops.convert_to_tensor([[float(m in s or self.fusion != "poe")] for s in self.subsets])
+        objective = objective + self.likelihood_weights[m] * ops.sum(weights * reconstructs * ll, axis=0)
+        own = ll[0] if self.fusion == "poe" else ops.sum(weights * ll, axis=0)
+        bound = bound + own
+        self.trackers[f"{m}_nll"].update_state(-ops.sum(own) / ops.maximum(ops.sum(present[m]), 1.0))
+    self.trackers["kl"].update_state(ops.mean(bound_kl))
+    self.trackers["neg_elbo"].update_state(-ops.mean(bound))
+    return -ops.mean(objective)
 
-    def encode(self, inputs, batch_size: int = 256):
-        "The posterior (mean, log_var) fused from the modalities given in the dict `inputs`, as NumPy arrays."
-        inputs, batch_size = self.check_given(inputs, "inputs"), check_positive_int(batch_size, "batch_size")
-        parts = [self._posterior({m: v[start:start + batch_size] for m, v in inputs.items()})
-                 for start in range(0, len(next(iter(inputs.values()))), batch_size)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+# %% ../nbs/08_fusion.ipynb #ab9bbb51
+@patch
+def check_codes(self: MultimodalVAE, z, name: str = "z") -> np.ndarray:
+    "`z` as float32 if it is a finite array of codes (N, latent_dim) with N ≥ 1, else a `ValueError`."
+    z = check_finite(z, name)
+    if z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
+        raise ValueError(f"`{name}` must be latent codes of shape (N, {self.latent_dim}) with N ≥ 1; got {z.shape}.")
+    return z.astype("float32")
 
-    def generate(self, given=None, target=None, n: int | None = None, seed: int = 0, sample: bool = False,
-                 batch_size: int = 256):
-        """Generate `target` (a modality, or all of them when None) from the modalities in the dict `given`, or,
-        with no `given`, `n` joint samples from the prior. Uses the posterior mean unless `sample`."""
-        if target is not None:
-            check_choice(target, "target", self.modalities)
-        targets = self.modalities if target is None else (target,)
-        if not isinstance(sample, (bool, np.bool_)):
-            raise ValueError(f"`sample` must be True or False; got {sample!r}.")
-        rng, batch_size = np.random.default_rng(check_seed(seed)), check_positive_int(batch_size, "batch_size")
-        if given is None or (isinstance(given, dict) and not given):
-            if n is None:
-                raise ValueError("Pass `given` (a dict of modalities) or `n` (how many samples to draw from the prior).")
-            codes = rng.standard_normal((check_positive_int(n, "n"), self.latent_dim)).astype("float32")
-        else:
-            if n is not None:
-                raise ValueError(f"Pass `given` or `n`, not both; got n={n!r} with `given`.")
-            given, parts = self.check_given(given), []
-            for start in range(0, len(next(iter(given.values()))), batch_size):
-                mean, log_var = self._posterior({m: v[start:start + batch_size] for m, v in given.items()}, rng)
-                parts.append(mean + sample * np.exp(0.5 * log_var) * rng.standard_normal(mean.shape).astype("float32"))
-            codes = np.concatenate(parts).astype("float32")
-        out = {m: self.decode(m, codes, batch_size) for m in targets}
-        return out if target is None else out[target]
 
-    def decode(self, modality: str, z, batch_size: int = 256) -> np.ndarray:
-        """The expected value of `modality`'s distribution given codes `z` (N, latent_dim), as NumPy: pixel
-        probabilities, Gaussian means, or the likeliest caption."""
-        check_choice(modality, "modality", self.modalities)
-        z, batch_size = self.check_codes(z), check_positive_int(batch_size, "batch_size")
-        fn = lambda codes: self._decode_graph(modality, codes)
-        return np.concatenate([compiled_call(self, ("decode", modality), fn, z[i:i + batch_size])
-                               for i in range(0, len(z), batch_size)])
+@patch
+def _check_modality(self: MultimodalVAE, m, value, name):
+    encoder_shape = tuple(self.encoders[m].input.shape[1:])
+    value = check_finite(value, name)
+    if self.likelihoods[m] == "categorical":
+        check_tokens(value, int(self.decoders[m].output.shape[-1]), encoder_shape[0], name)
+    else:
+        check_batch(value, encoder_shape, name, (0.0, 1.0) if self.likelihoods[m] == "bernoulli" else None)
 
-    def _decode_graph(self, modality, z):
-        likelihood, decoder = self.likelihoods[modality], self.decoders[modality]
-        if likelihood == "categorical":
-            return decode_tokens(decoder, z)
-        raw = decoder(z)
-        return ops.sigmoid(raw) if likelihood == "bernoulli" else raw
 
-    def predict_step(self, *args):
-        return predict_step_with(self, args, lambda x: self._given_posterior(x)[0])
+@patch
+def check_given(self: MultimodalVAE, given, name: str = "given", require_all: bool = False) -> dict:
+    "Check a dict of modality arrays (known keys, one batch size, valid values); return it as NumPy arrays."
+    if not isinstance(given, dict):
+        raise ValueError(f"`{name}` must be a dict keyed by modality, {list(self.modalities)}; "
+                         f"got {type(given).__name__}.")
+    unknown = set(given) - set(self.modalities) - {"present"}
+    if unknown:
+        raise ValueError(f"`{name}` has unknown keys {sorted(map(str, unknown))}; the modalities are "
+                         f"{list(self.modalities)}.")
+    missing = [m for m in self.modalities if m not in given]
+    if (require_all or self.fusion == "concat") and missing:
+        why = "concatenation needs every modality" if self.fusion == "concat" else "training needs every key"
+        raise ValueError(f"`{name}` lacks {missing} ({why}; mark missing samples in `present` instead).")
+    arrays = {m: np.asarray(v) for m, v in given.items() if m != "present"}
+    if not arrays:
+        raise ValueError(f"`{name}` must hold at least one modality of {list(self.modalities)}.")
+    sizes = {m: len(v) if v.ndim else 0 for m, v in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"Every modality in `{name}` must have the same number of samples; got {sizes}.")
+    if not next(iter(sizes.values())):
+        raise ValueError(f"`{name}` must hold at least one sample; got {sizes}.")
+    for m, v in arrays.items():
+        self._check_modality(m, v, f"{name}[{m!r}]")
+    if "present" in given:
+        self._check_present(given["present"], next(iter(sizes.values())), name)
+    return arrays
 
-    # --- checking data ---------------------------------------------------------------------------------------
-    def check_codes(self, z, name: str = "z") -> np.ndarray:
-        "`z` as float32 if it is a finite array of codes (N, latent_dim) with N ≥ 1, else a `ValueError`."
-        z = check_finite(z, name)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
-            raise ValueError(f"`{name}` must be latent codes of shape (N, {self.latent_dim}) with N ≥ 1; got {z.shape}.")
-        return z.astype("float32")
+# %% ../nbs/08_fusion.ipynb #42dd8058
+@patch
+def _check_present(self: MultimodalVAE, present, n, name):
+    if not isinstance(present, dict) or not set(present) <= set(self.modalities):
+        raise ValueError(f"`{name}['present']` must be a dict from modality to 0/1 arrays of shape (N,); got "
+                         f"{list(present) if isinstance(present, dict) else type(present).__name__}.")
+    masks = [check_finite(present.get(m, np.ones(n)), f"{name}['present'][{m!r}]") for m in self.modalities]
+    if any(mask.shape != (n,) or not np.isin(mask, (0, 1)).all() for mask in masks):
+        raise ValueError(f"`{name}['present']` values must be 0/1 arrays of shape ({n},); got shapes "
+                         f"{[mask.shape for mask in masks]}.")
+    masks = np.stack(masks).astype("float32")
+    if (masks.sum(0) == 0).any():
+        raise ValueError(f"`{name}['present']` marks every modality missing for samples "
+                         f"{np.flatnonzero(masks.sum(0) == 0)[:10].tolist()}: each sample needs at least one.")
+    if self.fusion == "concat" and (masks == 0).any():
+        raise ValueError("Fusion by concatenation needs every modality of every sample; use poe, moe or mopoe.")
 
-    def _check_modality(self, m, value, name):
-        encoder_shape = tuple(self.encoders[m].input.shape[1:])
-        value = check_finite(value, name)
-        if self.likelihoods[m] == "categorical":
-            check_tokens(value, int(self.decoders[m].output.shape[-1]), encoder_shape[0], name)
-        else:
-            check_batch(value, encoder_shape, name, (0.0, 1.0) if self.likelihoods[m] == "bernoulli" else None)
 
-    def check_given(self, given, name: str = "given", require_all: bool = False) -> dict:
-        "Check a dict of modality arrays (known keys, one batch size, valid values); return it as NumPy arrays."
-        if not isinstance(given, dict):
-            raise ValueError(f"`{name}` must be a dict keyed by modality, {list(self.modalities)}; "
-                             f"got {type(given).__name__}.")
-        unknown = set(given) - set(self.modalities) - {"present"}
-        if unknown:
-            raise ValueError(f"`{name}` has unknown keys {sorted(map(str, unknown))}; the modalities are "
-                             f"{list(self.modalities)}.")
-        missing = [m for m in self.modalities if m not in given]
-        if (require_all or self.fusion == "concat") and missing:
-            why = "concatenation needs every modality" if self.fusion == "concat" else "training needs every key"
-            raise ValueError(f"`{name}` lacks {missing} ({why}; mark missing samples in `present` instead).")
-        arrays = {m: np.asarray(v) for m, v in given.items() if m != "present"}
-        if not arrays:
-            raise ValueError(f"`{name}` must hold at least one modality of {list(self.modalities)}.")
-        sizes = {m: len(v) if v.ndim else 0 for m, v in arrays.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"Every modality in `{name}` must have the same number of samples; got {sizes}.")
-        if not next(iter(sizes.values())):
-            raise ValueError(f"`{name}` must hold at least one sample; got {sizes}.")
-        for m, v in arrays.items():
-            self._check_modality(m, v, f"{name}[{m!r}]")
-        if "present" in given:
-            self._check_present(given["present"], next(iter(sizes.values())), name)
-        return arrays
+@patch
+def _check_data(self: MultimodalVAE, x, name: str, require_all: bool):
+    "Check what `fit`, `evaluate` or `predict` got: a dict of arrays (checked in full) or a stream of batches."
+    if isinstance(x, dict):
+        self.check_given(x, name, require_all)
+    elif not _is_stream(x):
+        raise ValueError(f"`{name}` must be a dict keyed by modality, {list(self.modalities)}, or a dataset or "
+                         f"generator of such dicts; got {type(x).__name__}.")
 
-    def _check_present(self, present, n, name):
-        if not isinstance(present, dict) or not set(present) <= set(self.modalities):
-            raise ValueError(f"`{name}['present']` must be a dict from modality to 0/1 arrays of shape (N,); got "
-                             f"{list(present) if isinstance(present, dict) else type(present).__name__}.")
-        masks = [check_finite(present.get(m, np.ones(n)), f"{name}['present'][{m!r}]") for m in self.modalities]
-        if any(mask.shape != (n,) or not np.isin(mask, (0, 1)).all() for mask in masks):
-            raise ValueError(f"`{name}['present']` values must be 0/1 arrays of shape ({n},); got shapes "
-                             f"{[mask.shape for mask in masks]}.")
-        masks = np.stack(masks).astype("float32")
-        if (masks.sum(0) == 0).any():
-            raise ValueError(f"`{name}['present']` marks every modality missing for samples "
-                             f"{np.flatnonzero(masks.sum(0) == 0)[:10].tolist()}: each sample needs at least one.")
-        if self.fusion == "concat" and (masks == 0).any():
-            raise ValueError("Fusion by concatenation needs every modality of every sample; use poe, moe or mopoe.")
 
-    def _check_data(self, x, name: str, require_all: bool):
-        "Check what `fit`, `evaluate` or `predict` got: a dict of arrays (checked in full) or a stream of batches."
-        if isinstance(x, dict):
-            self.check_given(x, name, require_all)
-        elif not _is_stream(x):
-            raise ValueError(f"`{name}` must be a dict keyed by modality, {list(self.modalities)}, or a dataset or "
-                             f"generator of such dicts; got {type(x).__name__}.")
+@patch
+def check_inputs(self: MultimodalVAE, x, name: str):
+    "What `fit` and `evaluate` read: every modality of every sample (mark missing ones in `present`)."
+    self._check_data(x, name, require_all=True)
 
-    def check_inputs(self, x, name: str):
-        "What `fit` and `evaluate` read: every modality of every sample (mark missing ones in `present`)."
-        self._check_data(x, name, require_all=True)
 
-    def check_predict_inputs(self, x, name: str):
-        "`predict` gives the posterior mean (the fused one; a mixture's own mean) from the modalities in `x`."
-        if isinstance(x, dict):
-            return self._as_inputs(self.check_given(x, name))
-        self._check_data(x, name, require_all=False)
-        return x
+@patch
+def check_predict_inputs(self: MultimodalVAE, x, name: str):
+    "`predict` gives the posterior mean (the fused one; a mixture's own mean) from the modalities in `x`."
+    if isinstance(x, dict):
+        return self._as_inputs(self.check_given(x, name))
+    self._check_data(x, name, require_all=False)
+    return x
 
-    # --- saving ----------------------------------------------------------------------------------------------
-    def get_config(self):
-        serialize = keras.saving.serialize_keras_object
-        return {**super().get_config(),
-                "encoders": {m: serialize(e) for m, e in self.encoders.items()},
-                "decoders": {m: serialize(d) for m, d in self.decoders.items()},
-                "likelihoods": self.likelihoods, "fusion": self.fusion, "likelihood_weights": self.likelihood_weights,
-                "beta": self.beta, "seed": self.seed}
+# %% ../nbs/08_fusion.ipynb #09b8393d
+@patch
+def _given_posterior(self: MultimodalVAE, batch):
+    "The posterior given the modalities in `batch` (tensors); a mixture's as its own mean and variance."
+    experts, given = self._experts(batch), tuple(m for m in self.modalities if m in batch)
+    if self.fusion != "moe":
+        return self._subset_posterior(experts, given)
+    means, log_vars = ops.stack([experts[m][0] for m in given]), ops.stack([experts[m][1] for m in given])
+    mean = ops.mean(means, axis=0)  # moment matching
+    return mean, ops.log(ops.mean(ops.exp(log_vars) + ops.square(means), axis=0) - ops.square(mean))
 
-    @classmethod
-    def from_config(cls, config):
-        config, deserialize = dict(config), keras.saving.deserialize_keras_object
-        for key in ("encoders", "decoders"):
-            config[key] = {m: deserialize(v) for m, v in config[key].items()}
-        return cls(**config)
+
+@patch
+def _posterior_graph(self: MultimodalVAE, batch):
+    "The fused posterior of `batch`, or for a mixture each given modality's own, stacked (compiled)."
+    if self.fusion != "moe":
+        return self._given_posterior(batch)
+    experts = self._experts(batch)
+    return ops.stack([experts[m][0] for m in experts]), ops.stack([experts[m][1] for m in experts])
+
+
+@patch
+def _posterior(self: MultimodalVAE, batch, rng=None):
+    "The posterior given the checked arrays in `batch`, as NumPy; a mixture's component drawn with `rng`, if given."
+    mean, log_var = compiled_call(self, "posterior", self._posterior_graph, self._as_inputs(batch))
+    if self.fusion != "moe":
+        return mean, log_var
+    if rng is None:  # the mixture's own mean and variance (moment matching)
+        mixed = mean.mean(axis=0)
+        return mixed, np.log(np.mean(np.exp(log_var) + np.square(mean), axis=0) - np.square(mixed))
+    pick, rows = rng.integers(0, len(mean), size=mean.shape[1]), np.arange(mean.shape[1])
+    return mean[pick, rows], log_var[pick, rows]
+
+
+@patch
+def _as_inputs(self: MultimodalVAE, arrays: dict) -> dict:
+    "Checked arrays in the dtypes the encoders read (int32 token ids, float32 values), so one trace serves all."
+    return {m: v.astype("int32" if self.likelihoods[m] == "categorical" else "float32")
+            for m, v in arrays.items() if m in self.modalities}
+
+# %% ../nbs/08_fusion.ipynb #fc718643
+@patch
+def posterior(self: MultimodalVAE, inputs, batch_size: int = 256):
+    "The posterior (mean, log_var) fused from the modalities given in the dict `inputs`, as NumPy arrays."
+    inputs, batch_size = self.check_given(inputs, "inputs"), check_positive_int(batch_size, "batch_size")
+    parts = [self._posterior({m: v[start:start + batch_size] for m, v in inputs.items()})
+             for start in range(0, len(next(iter(inputs.values()))), batch_size)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@patch
+def embed(self: MultimodalVAE, inputs, batch_size: int = 256):
+    "Each sample's place in the latent space: the mean of the posterior fused from the modalities given, as NumPy."
+    return self.posterior(inputs, batch_size)[0]
+
+
+@patch
+def reconstruct(self: MultimodalVAE, inputs, target: str | None = None, batch_size: int = 256):
+    "Every modality (or `target`) decoded from the posterior mean of the modalities given in `inputs`."
+    return self.generate(given=inputs, target=target, batch_size=batch_size)
+
+
+MultimodalVAE.encode = deprecated_alias("encode", "posterior", MultimodalVAE.posterior)
+
+# %% ../nbs/08_fusion.ipynb #bb15565f
+@patch
+def decode(self: MultimodalVAE, z, target: str | None = None, batch_size: int = 256):
+    """The likelihood's mean of each modality given codes `z` (N, latent_dim), as a dict of NumPy arrays (or one
+    modality's array with `target`): pixel probabilities, Gaussian means, or the likeliest caption."""
+    if isinstance(z, str):  # the old order, decode(modality, z)
+        warnings.warn("`MultimodalVAE.decode(modality, z)` is deprecated; use `decode(z, target=modality)`.",
+                      DeprecationWarning, stacklevel=2)
+        z, target = target, z
+    targets = self.modalities if target is None else (check_choice(target, "target", self.modalities),)
+    z, batch_size = self.check_codes(z), check_positive_int(batch_size, "batch_size")
+    graph = lambda m: lambda codes: self._decode_graph(m, codes)  # one graph per modality, bound to it
+    out = {m: in_batches(lambda codes: compiled_call(self, ("decode", m), graph(m), codes), z, batch_size)
+           for m in targets}
+    return out if target is None else out[target]
+
+
+@patch
+def _decode_graph(self: MultimodalVAE, modality, z):
+    likelihood, decoder = self.likelihoods[modality], self.decoders[modality]
+    return decode_tokens(decoder, z) if likelihood == "categorical" else likelihood_mean(decoder(z), likelihood)
+
+# %% ../nbs/08_fusion.ipynb #b481252b
+@patch
+def generate(self: MultimodalVAE, given=None, target=None, n: int | None = None, seed: int = 0, sample: bool = False,
+             batch_size: int = 256):
+    """Generate `target` (a modality, or all of them when None) from the modalities in the dict `given`, or,
+    with no `given`, `n` joint samples from the prior. Uses the posterior mean unless `sample`."""
+    if is_integer(given) and n is None:  # generate(n, seed=...), as every model of the protocol
+        given, n = None, given
+    if target is not None:
+        check_choice(target, "target", self.modalities)
+    targets = self.modalities if target is None else (target,)
+    if not isinstance(sample, (bool, np.bool_)):
+        raise ValueError(f"`sample` must be True or False; got {sample!r}.")
+    rng, batch_size = np.random.default_rng(check_seed(seed)), check_positive_int(batch_size, "batch_size")
+    if given is None or (isinstance(given, dict) and not given):
+        if n is None:
+            raise ValueError("Pass `given` (a dict of modalities) or `n` (how many samples to draw from the prior).")
+        codes = rng.standard_normal((check_positive_int(n, "n"), self.latent_dim)).astype("float32")
+    else:
+        if n is not None:
+            raise ValueError(f"Pass `given` or `n`, not both; got n={n!r} with `given`.")
+        given, parts = self.check_given(given), []
+        for start in range(0, len(next(iter(given.values()))), batch_size):
+            mean, log_var = self._posterior({m: v[start:start + batch_size] for m, v in given.items()}, rng)
+            parts.append(mean + sample * np.exp(0.5 * log_var) * rng.standard_normal(mean.shape).astype("float32"))
+        codes = np.concatenate(parts).astype("float32")
+    return self.decode(codes, target, batch_size)
+
+
+@patch
+def predict_step(self: MultimodalVAE, *args):
+    return predict_step_with(self, args, lambda x: self._given_posterior(x)[0])
+
+# %% ../nbs/08_fusion.ipynb #8b54a740
+@patch
+def get_config(self: MultimodalVAE):
+    serialize = keras.saving.serialize_keras_object
+    return {**super(MultimodalVAE, self).get_config(),
+            "encoders": {m: serialize(e) for m, e in self.encoders.items()},
+            "decoders": {m: serialize(d) for m, d in self.decoders.items()},
+            "likelihoods": self.likelihoods, "fusion": self.fusion, "likelihood_weights": self.likelihood_weights,
+            "beta": self.beta, "seed": self.seed}
+
+
+@patch(cls_method=True)
+def from_config(cls: MultimodalVAE, config):
+    config, deserialize = dict(config), keras.saving.deserialize_keras_object
+    for key in ("encoders", "decoders"):
+        config[key] = {m: deserialize(v) for m, v in config[key].items()}
+    return cls(**config)
 
 # %% ../nbs/08_fusion.ipynb #0ee0540e
 def balanced_weights(sizes: dict, reference: str) -> dict:
@@ -460,7 +532,7 @@ def info_nce(a, b, inverse_temperature):
     columns = ops.logsumexp(logits, axis=0) - diagonal
     return 0.5 * ops.mean(rows + columns)
 
-
+# %% ../nbs/08_fusion.ipynb #1f40c86a
 def _check_encoder_input(encoder, values, name):
     "Refuse `values` that `encoder` cannot read: wrong shape, NaN, or token ids outside its embedding's vocabulary."
     values = check_finite(values, name)
@@ -475,13 +547,14 @@ def _check_encoder_input(encoder, values, name):
         raise ValueError(f"`{name}` must hold at least one sample; got shape {values.shape}.")
     return values.astype("int32" if "int" in str(encoder.input.dtype) else "float32")
 
-
+# %% ../nbs/08_fusion.ipynb #2c1ff3d1
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class ContrastiveEncoder(CheckedLoops, keras.Model):
+class ContrastiveEncoder(CheckedLoops, ModelProtocol, keras.Model):
     """Two encoders into one embedding space, trained on paired data with the symmetric InfoNCE loss.
 
     `encoders` maps each of two modalities to a network from that modality to a vector of the same size; the
     temperature starts at `temperature` and is learned unless `learn_temperature` is False."""
+    offers = ("embed",)
 
     def __init__(self, encoders: dict, temperature: float = 0.1, learn_temperature: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -498,7 +571,7 @@ class ContrastiveEncoder(CheckedLoops, keras.Model):
         temperature = check_number(temperature, "temperature", low=0, low_open=True)
         if not isinstance(learn_temperature, (bool, np.bool_)):
             raise ValueError(f"`learn_temperature` must be True or False; got {learn_temperature!r}.")
-        self.encoders, self.modalities = dict(encoders), tuple(encoders)
+        self.encoders, self.modalities, self.latent_dim = dict(encoders), tuple(encoders), sizes.popitem()[1]
         self.temperature, self.learn_temperature = temperature, bool(learn_temperature)
         self.log_inverse_temperature = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(float(np.log(1 / temperature))),
@@ -521,44 +594,53 @@ class ContrastiveEncoder(CheckedLoops, keras.Model):
         self.accuracy_tracker.update_state(ops.mean(hits))
         return info_nce(a, b, inverse_temperature)
 
-    def embed(self, inputs: dict, batch_size: int = 256) -> np.ndarray:
-        "The normalised embeddings of the one modality in the dict `inputs`."
-        if not isinstance(inputs, dict) or len(inputs) != 1 or next(iter(inputs)) not in self.modalities:
-            raise ValueError(f"`inputs` must be a dict with one key of {list(self.modalities)}; got "
-                             f"{list(inputs) if isinstance(inputs, dict) else type(inputs).__name__}.")
-        (m, values), = inputs.items()
-        values = _check_encoder_input(self.encoders[m], values, f"inputs[{m!r}]")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        fn = lambda v: ops.normalize(self.encoders[m](v), axis=-1)
-        return np.concatenate([compiled_call(self, ("embed", m), fn, values[i:i + batch_size])
-                               for i in range(0, len(values), batch_size)])
+# %% ../nbs/08_fusion.ipynb #7302f942
+@patch
+def embed(self: ContrastiveEncoder, inputs: dict, batch_size: int = 256) -> np.ndarray:
+    "The normalised embeddings of the one modality in the dict `inputs`."
+    if not isinstance(inputs, dict) or len(inputs) != 1 or next(iter(inputs)) not in self.modalities:
+        raise ValueError(f"`inputs` must be a dict with one key of {list(self.modalities)}; got "
+                         f"{list(inputs) if isinstance(inputs, dict) else type(inputs).__name__}.")
+    (m, values), = inputs.items()
+    values = _check_encoder_input(self.encoders[m], values, f"inputs[{m!r}]")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    fn = lambda v: ops.normalize(self.encoders[m](v), axis=-1)
+    return np.concatenate([compiled_call(self, ("embed", m), fn, values[i:i + batch_size])
+                           for i in range(0, len(values), batch_size)])
 
-    def check_pairs(self, x, name: str = "x") -> dict:
-        "Check a dict of paired arrays, one per modality (both keys, one length, readable by each encoder)."
-        if not isinstance(x, dict) or set(x) != set(self.modalities):
-            raise ValueError(f"`{name}` must be a dict with exactly the keys {list(self.modalities)}; got "
-                             f"{list(x) if isinstance(x, dict) else type(x).__name__}.")
-        checked = {m: _check_encoder_input(self.encoders[m], x[m], f"{name}[{m!r}]") for m in self.modalities}
-        if len({len(v) for v in checked.values()}) != 1:
-            raise ValueError(f"Both modalities in `{name}` must have the same number of samples; got "
-                             f"{ {m: len(v) for m, v in checked.items()} }.")
-        return checked
 
-    def check_inputs(self, x, name: str):
-        "`fit`, `evaluate` and `predict` (both modalities' normalised embeddings) read paired data, or a stream."
-        if isinstance(x, dict) or not _is_stream(x):
-            self.check_pairs(x, name)
+@patch
+def check_pairs(self: ContrastiveEncoder, x, name: str = "x") -> dict:
+    "Check a dict of paired arrays, one per modality (both keys, one length, readable by each encoder)."
+    if not isinstance(x, dict) or set(x) != set(self.modalities):
+        raise ValueError(f"`{name}` must be a dict with exactly the keys {list(self.modalities)}; got "
+                         f"{list(x) if isinstance(x, dict) else type(x).__name__}.")
+    checked = {m: _check_encoder_input(self.encoders[m], x[m], f"{name}[{m!r}]") for m in self.modalities}
+    if len({len(v) for v in checked.values()}) != 1:
+        raise ValueError(f"Both modalities in `{name}` must have the same number of samples; got "
+                         f"{ {m: len(v) for m, v in checked.items()} }.")
+    return checked
 
-    def get_config(self):
-        return {**super().get_config(),
-                "encoders": {m: keras.saving.serialize_keras_object(e) for m, e in self.encoders.items()},
-                "temperature": self.temperature, "learn_temperature": self.learn_temperature}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoders"] = {m: keras.saving.deserialize_keras_object(v) for m, v in config["encoders"].items()}
-        return cls(**config)
+@patch
+def check_inputs(self: ContrastiveEncoder, x, name: str):
+    "`fit`, `evaluate` and `predict` (both modalities' normalised embeddings) read paired data, or a stream."
+    if isinstance(x, dict) or not _is_stream(x):
+        self.check_pairs(x, name)
+
+
+@patch
+def get_config(self: ContrastiveEncoder):
+    return {**super(ContrastiveEncoder, self).get_config(),
+            "encoders": {m: keras.saving.serialize_keras_object(e) for m, e in self.encoders.items()},
+            "temperature": self.temperature, "learn_temperature": self.learn_temperature}
+
+
+@patch(cls_method=True)
+def from_config(cls: ContrastiveEncoder, config):
+    config = dict(config)
+    config["encoders"] = {m: keras.saving.deserialize_keras_object(v) for m, v in config["encoders"].items()}
+    return cls(**config)
 
 # %% ../nbs/08_fusion.ipynb #ae3873ad
 _MOVED_TO_RECIPES = ("MULTIDIGITS_SIZES", "multidigits_vae", "shapes_vae", "likeliest_caption_digit")

@@ -8,13 +8,10 @@ import numpy as np
 from fastcore.basics import patch
 from keras import ops
 
-from .ae import Autoencoder
 from .checks import check_finite
 from .data import multidigits_vocabulary, shapes_vocabulary
-from .fusion import MultimodalVAE
-from .gan import GAN
+from .modalities import ModelProtocol
 from .render import _spectrogram_tiles, _to_unit
-from .vae import VAE
 
 # %% auto #0
 __all__ = ['ModelView', 'check_data', 'data_for', 'display_range', 'modality_rows']
@@ -45,29 +42,40 @@ def _vocabulary_for(size: int):
     return None
 
 # %% ../nbs/09b_views.ipynb #b94e6bd9
+def _kind(model) -> str:
+    "A name for what `model` offers, read from the model protocol (not from its class); 'keras' for a model of your own."
+    if not isinstance(model, ModelProtocol):
+        return "keras"
+    if model.modalities:
+        return "multimodal" if model.can("decode") else "encoder"
+    if model.can("posterior"):
+        return "vae"
+    if model.can("embed"):
+        return "autoencoder"
+    return "gan" if model.can("generate") else "keras"
+
+# %% ../nbs/09b_views.ipynb #95cff13d
 class ModelView:
-    """What the widgets can ask of a model, whatever its class. `kind` says what was found: "multimodal", "gan",
-    "vae", "autoencoder", or "keras" for a model of your own, read through its `encoder`, `decoder` or
-    `generator` and `discriminator` attributes. The `can_*` properties say which questions have answers."""
+    """What the widgets can ask of a model. A model of the package answers through the model protocol (`embed`,
+    `decode`, `reconstruct`, `generate`; see the modalities chapter); a model of your own is read through its `encoder`,
+    `decoder` or `generator` and `discriminator` attributes. `kind` names what was found ("multimodal", "gan", "vae",
+    "autoencoder", "encoder" or "keras"); the `can_*` properties say which questions have answers."""
 
     def __init__(self, model, vocabulary=None):
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` must be a keras.Model; got {type(model).__name__}.")
-        self.model, self.modalities = model, ("x",)
-        kinds = ((MultimodalVAE, "multimodal"), (GAN, "gan"), (VAE, "vae"), (Autoencoder, "autoencoder"))
-        self.kind = next((kind for cls, kind in kinds if isinstance(model, cls)), "keras")
-        if self.kind == "multimodal":
-            self.modalities = model.modalities
-        if self.kind == "keras":
+        self.model, self.protocol, self.kind = model, isinstance(model, ModelProtocol), _kind(model)
+        self.modalities = tuple(model.modalities) if self.protocol and model.modalities else ("x",)
+        if self.protocol:
+            self.latent_dim = model.latent_dim
+        else:
             decoder = self._network("decoder", "generator")
             self.latent_dim = None if decoder is None else int(_first(decoder.inputs).shape[-1])
-        else:
-            self.latent_dim = model.code_dim if self.kind == "autoencoder" else model.latent_dim
         text = [m for m in self.modalities if self.likelihood_of(m) == "categorical"]
         self.vocabulary = vocabulary
         if vocabulary is None and text:
             self.vocabulary = _vocabulary_for(int(model.decoders[text[0]].output.shape[-1]))
-        self.conditional = self.kind == "gan" and model.conditional
+        self.conditional = bool(getattr(model, "conditional", False))
         self.num_classes = None
         if self.conditional:
             if getattr(model, "condition_name", "labels") != "labels":
@@ -81,7 +89,7 @@ class ModelView:
 
     def likelihood_of(self, m: str):
         "The decoder's distribution of modality `m` for a multimodal model (None otherwise)."
-        return self.model.likelihoods[m] if self.kind == "multimodal" else None
+        return getattr(self.model, "likelihoods", {}).get(m) if self.kind == "multimodal" else None
 
     def main_modality(self) -> str:
         "The modality the image panels show: the first one with images (H, W, C)."
@@ -103,31 +111,32 @@ class ModelView:
 # %% ../nbs/09b_views.ipynb #2de864e2
 @patch(as_prop=True)
 def can_encode(self: ModelView) -> bool:
-    return self.kind in ("multimodal", "vae", "autoencoder") or self._network("encoder") is not None
+    return self.model.can("embed") if self.protocol else self._network("encoder") is not None
 
 
 @patch(as_prop=True)
 def can_decode(self: ModelView) -> bool:
-    return self.latent_dim is not None
+    return self.model.can("decode") if self.protocol else self.latent_dim is not None
 
 
 @patch(as_prop=True)
 def can_discriminate(self: ModelView) -> bool:
-    return self.kind == "gan" or (self.kind == "keras" and self._network("discriminator") is not None
-                                  and self._network("generator") is not None)
+    if self.protocol:
+        return callable(getattr(self.model, "discriminate", None))
+    return self._network("discriminator") is not None and self._network("generator") is not None
 
 
 @patch(as_prop=True)
 def can_cross_modal(self: ModelView) -> bool:
-    return self.kind == "multimodal" and self.model.fusion != "concat" and len(self.modalities) > 1
+    return self.kind == "multimodal" and getattr(self.model, "fusion", None) != "concat" and len(self.modalities) > 1
 
 
 @patch
 def can_reconstruct(self: ModelView, data) -> bool:
     "Whether the model reconstructs `data` (a plain model: whether its output has the input's shape)."
-    if self.kind in ("multimodal", "vae", "autoencoder"):
-        return True
-    if self.kind != "keras" or data is None or isinstance(data, dict):
+    if self.protocol:
+        return self.model.can("reconstruct")
+    if data is None or isinstance(data, dict):
         return False
     output = self.model(data[:2])
     return not isinstance(output, (dict, list, tuple)) and tuple(output.shape) == tuple(data[:2].shape)
@@ -136,10 +145,8 @@ def can_reconstruct(self: ModelView, data) -> bool:
 @patch
 def encode(self: ModelView, data):
     "The latent means of `data` (an array, or a dict of modalities), as NumPy (N, latent)."
-    if self.kind == "multimodal":
-        return self.model.encode(data)[0]
-    if self.kind == "vae":
-        return _numpy(self.model.encode(ops.convert_to_tensor(data))[0])
+    if self.protocol:
+        return self.model.embed(data)
     return _numpy(_first(self._network("encoder")(ops.convert_to_tensor(data))))
 
 
@@ -153,35 +160,29 @@ def labels_for(self: ModelView, n: int):
 def decode(self: ModelView, z, labels=None) -> dict:
     "The values decoded from latent points `z`, as {modality: NumPy array} (captions as token ids)."
     z = np.asarray(z, "float32")
-    if self.kind == "multimodal":
-        return {m: _numpy(self.model.decode(m, z)) for m in self.modalities}
-    if self.kind in ("vae", "autoencoder"):
-        return {"x": self.model.decode(z)}
-    network = self.model.generator if self.kind == "gan" else self._network("decoder", "generator")
+    labels = (self.labels_for(len(z)) if labels is None else np.asarray(labels, "int32")) if self.conditional else None
+    if self.protocol:
+        decoded = self.model.decode(z, **({"labels": labels} if self.conditional else {}))
+        return decoded if isinstance(decoded, dict) else {"x": decoded}
     inputs = ops.convert_to_tensor(z)
-    if self.conditional:
-        labels = self.labels_for(len(z)) if labels is None else np.asarray(labels, "int32")
-        inputs = [inputs, ops.convert_to_tensor(labels)]
-    return {"x": _numpy(network(inputs, training=False))}
+    inputs = [inputs, ops.convert_to_tensor(labels)] if self.conditional else inputs
+    return {"x": _numpy(self._network("decoder", "generator")(inputs, training=False))}
 
 
 @patch
 def reconstruct(self: ModelView, data):
     "The main modality reconstructed from `data` (for a multimodal model, from every modality given)."
     if self.kind == "multimodal":
-        return self.model.generate(given=data, target=self.main_modality())
-    x = ops.convert_to_tensor(data)
-    if self.kind == "vae":
-        return _numpy(self.model.mean_image(self.model.decoder(self.model.encode(x)[0])))
-    if self.kind == "autoencoder":
-        return _numpy(self.model.output_image(self.model(x, training=False)))
-    return _numpy(self.model(x, training=False))
+        return self.model.reconstruct(data, target=self.main_modality())
+    if self.protocol:
+        return self.model.reconstruct(data)
+    return _numpy(self.model(ops.convert_to_tensor(data), training=False))
 
 # %% ../nbs/09b_views.ipynb #d90c6086
 @patch
 def discriminate(self: ModelView, x, labels=None):
     "The discriminator's output on samples `x`: a probability of 'real' (a WGAN-GP critic's score)."
-    if self.kind == "gan":
+    if self.protocol:
         return self.model.discriminate(x, labels if self.conditional else None)
     return _numpy(self._network("discriminator")(ops.convert_to_tensor(x), training=False)).reshape(-1)
 
@@ -257,7 +258,7 @@ def data_for(view: ModelView, data, points: int, name: str = "data"):
 
 def display_range(view: ModelView, data, decoded) -> tuple:
     "The values the image panels show as white and black: a GAN's `value_range`, the data's range, or [0, 1]."
-    if view.kind == "gan" and view.model.value_range is not None:
+    if getattr(view.model, "value_range", None) is not None:
         return view.model.value_range
     x = data[view.main_modality()] if isinstance(data, dict) else data
     if x is not None:

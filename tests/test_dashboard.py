@@ -11,7 +11,7 @@ from mmgen_nbdev.ae import Autoencoder
 from mmgen_nbdev.backend import set_seed
 from mmgen_nbdev.dashboard import Throttle, TrainingDashboard
 from mmgen_nbdev.data import load_digits, load_multidigits, load_ring
-from mmgen_nbdev.fusion import multidigits_vae
+from mmgen_nbdev.recipes import multidigits_vae
 from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator, mlp_discriminator, mlp_generator
 from mmgen_nbdev.modalities import image_decoder, image_encoder
 from mmgen_nbdev.render import css_class

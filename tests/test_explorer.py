@@ -3,7 +3,7 @@ import numpy as np
 
 from mmgen_nbdev.data import load_multidigits
 from mmgen_nbdev.explorer import LatentExplorer
-from mmgen_nbdev.fusion import multidigits_vae
+from mmgen_nbdev.recipes import multidigits_vae
 from mmgen_nbdev.gan import GAN, dcgan_discriminator, dcgan_generator
 from widget_helpers import PNG, backends, digits, image_bytes, small_vae
 

@@ -89,7 +89,7 @@ def test_training_with_missing_modalities(data):
     model = small_model("mopoe")
     history = model.fit({**x, "present": present}, epochs=2, batch_size=32, verbose=0).history
     assert np.isfinite(history["loss"]).all()
-    mean, log_var = model.encode({"audio": x["audio"][:4]})
+    mean, log_var = model.posterior({"audio": x["audio"][:4]})
     assert mean.shape == (4, 4) and np.isfinite(log_var).all()
 
 
@@ -122,7 +122,7 @@ def test_save_reload_and_resume(tmp_path, data, fusion):
     loaded = keras.saving.load_model(path)  # safe_mode on
     assert isinstance(loaded, MultimodalVAE) and loaded.fusion == fusion
     given = {m: v[:8] for m, v in x.items()}
-    np.testing.assert_allclose(loaded.encode(given)[0], model.encode(given)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.embed(given), model.embed(given), rtol=1e-5, atol=1e-6)
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 3
     loaded.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
     assert int(loaded.optimizer.iterations) == 6
@@ -255,7 +255,7 @@ def test_numpy_scalars_are_accepted_and_stored_as_plain_numbers(networks, data):
     x, _ = data
     joint = model.generate(n=np.int64(2), seed=np.int64(5), batch_size=np.int64(8))
     assert joint["text"].shape == (2, 6)
-    assert model.encode({"image": x["image"][:3]}, batch_size=np.int32(2))[0].shape == (3, 4)
+    assert model.embed({"image": x["image"][:3]}, batch_size=np.int32(2)).shape == (3, 4)
 
 
 def _bad_settings(networks, data):
@@ -287,10 +287,10 @@ def _bad_settings(networks, data):
     cases += [(lambda: model.generate(n=2, seed=value), "seed") for value in (-1, 2**40)]
     cases += [(lambda: model.generate(n=2, batch_size=0), "batch_size"), (lambda: model.generate(n=2, sample="yes"), "sample"),
               (lambda: model.generate(n=2, target="video"), "target"),
-              (lambda: model.encode({"image": x["image"][:2]}, batch_size=0), "batch_size"),
-              (lambda: model.decode("video", np.zeros((2, 4))), "modality"),
-              (lambda: model.decode("image", np.full((2, 4), np.inf)), "z"),
-              (lambda: model.decode("image", np.zeros((2, 5))), "z"),
+              (lambda: model.posterior({"image": x["image"][:2]}, batch_size=0), "batch_size"),
+              (lambda: model.decode(np.zeros((2, 4)), target="video"), "target"),
+              (lambda: model.decode(np.full((2, 4), np.inf), target="image"), "z"),
+              (lambda: model.decode(np.zeros((2, 5)), target="image"), "z"),
               (lambda: likeliest_caption_digit(model, np.full((2, 4), np.nan)), "codes"),
               (lambda: likeliest_caption_digit(model, np.zeros((2, 3))), "codes")]
     cases += [(lambda: info_nce(unit, unit, value), "inverse_temperature") for value in (0.0, -1.0, np.inf, np.nan)]
@@ -337,7 +337,7 @@ def test_a_rejected_call_leaves_the_model_usable(data):
     valid = {"fit": lambda d: model.fit(d, epochs=1, batch_size=8, verbose=0),
              "evaluate": lambda d: model.evaluate(d, batch_size=8, verbose=0),
              "predict": lambda d: model.predict(d, batch_size=8, verbose=0),
-             "encode": model.encode,
+             "posterior": model.posterior,
              "generate": lambda d: model.generate(given=d, target="text")}
     for entry, call in valid.items():
         for kind, bad in _bad_data(x):
@@ -438,12 +438,12 @@ def test_repeated_generation_sampling_and_encoding_run_at_steady_memory(data, on
     model = small_model("mopoe", "recurrent")
     images, pair = x["image"][:3], {"image": x["image"][:3], "text": x["text"][:3]}
     for seed in range(3):  # the first calls trace and compile
-        model.generate(given={"image": images}, target="text"), model.encode(pair), model.generate(n=3, seed=seed)
+        model.generate(given={"image": images}, target="text"), model.posterior(pair), model.generate(n=3, seed=seed)
     before, start = _resident_mb(), time.perf_counter()
     for i in range(200):
         captions = model.generate(given={"image": images}, target="text", sample=bool(i % 2), seed=i)
         if i % 2:
-            model.encode(pair)
+            model.posterior(pair)
             model.generate(n=3, seed=i)
     grown, seconds = _resident_mb() - before, time.perf_counter() - start
     assert captions.shape == (3, 6)
