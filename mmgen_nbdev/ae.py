@@ -14,7 +14,7 @@ from .backend import check_seed, predict_step_with
 from .checks import check_number
 from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
                                     in_batches)
-from .vae import likelihood_mean
+from .vae import decode_to_mean, likelihood_mean
 
 # %% auto #0
 __all__ = ['RECONSTRUCTION_LOSSES', 'Autoencoder']
@@ -88,10 +88,7 @@ def embed(self: Autoencoder, x, batch_size: int = 256):
 @patch
 def decode(self: Autoencoder, z, batch_size: int = 256):
     "The likelihood's mean (the reconstruction) decoded from each code in `z`, as NumPy."
-    z = np.asarray(z)
-    check_batch(z, (self.latent_dim,), "z")
-    fn = lambda codes: likelihood_mean(self.decoder(codes), self.likelihood)
-    return in_batches(fn, z.astype("float32"), check_positive_int(batch_size, "batch_size"))
+    return decode_to_mean(self, z, batch_size)
 
 
 @patch

@@ -16,14 +16,14 @@ from keras import layers, ops
 from .backend import predict_step_with
 from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
                                 check_seed, is_integer)
-from .modalities import (CheckedLoops, ModelProtocol, check_batch, check_tokens, decode_tokens,
-                                    deprecated_alias, in_batches, shift_tokens)
+from . import contrastive as _contrastive  # registers ContrastiveEncoder, which lived here, for load_model
+from .modalities import (CheckedLoops, ModelProtocol, _is_stream, check_batch, check_tokens, compiled_call,
+                                    decode_tokens, deprecated_alias, in_batches, shift_tokens)
 from .vae import (LIKELIHOODS, categorical_log_likelihood, gaussian_kl, likelihood_mean, log_likelihood,
                              reparameterize)
 
 # %% auto #0
-__all__ = ['FUSIONS', 'product_of_experts', 'fusion_subsets', 'compiled_call', 'MultimodalVAE', 'balanced_weights',
-           'likeliest_caption', 'info_nce', 'ContrastiveEncoder']
+__all__ = ['FUSIONS', 'product_of_experts', 'fusion_subsets', 'MultimodalVAE', 'balanced_weights', 'likeliest_caption']
 
 # %% ../nbs/08_fusion.ipynb #3abd16e1
 def _check_experts(means, log_vars, present):
@@ -70,33 +70,6 @@ def fusion_subsets(modalities, fusion: str) -> list:
     if fusion == "moe":
         return [(m,) for m in modalities]
     return [s for r in range(1, len(modalities) + 1) for s in itertools.combinations(modalities, r)]
-
-# %% ../nbs/08_fusion.ipynb #ca11ed01
-class _Compiled(keras.Model):
-    "`fn` over the networks of `owner`, run through Keras's `predict_on_batch`: compiled once per input structure."
-
-    def __init__(self, owner, fn):
-        super().__init__(name=f"{owner.name}_compiled")
-        self.owner, self.fn = owner, fn
-        self.built = True
-
-    def call(self, inputs):
-        return self.fn(inputs)
-
-
-def compiled_call(owner, key, fn, inputs):
-    "`fn(inputs)` as NumPy, through a `_Compiled` model cached on `owner` under `key` (untracked, never saved)."
-    cache = owner.__dict__.setdefault("_compiled_calls", {})
-    if key not in cache:
-        cache[key] = _Compiled(owner, fn)
-    return cache[key].predict_on_batch(inputs)
-
-
-def _is_stream(x) -> bool:
-    "Whether `x` is data Keras reads batch by batch (a dataset, `PyDataset` or generator) rather than arrays."
-    return (x is not None and not isinstance(x, (np.ndarray, list, tuple, dict, str, numbers.Number))
-            and not hasattr(x, "shape"))
-
 
 # %% ../nbs/08_fusion.ipynb #e51fabd4
 def _check_parts(encoders: dict, decoders: dict, likelihoods: dict, fusion: str, likelihood_weights):
@@ -503,154 +476,17 @@ def likeliest_caption(model, codes, captions, batch_size: int = 64) -> np.ndarra
     return np.concatenate([np.argmax(compiled_call(model, "likeliest_caption", scores, codes[i:i + batch_size]), axis=1)
                            for i in range(0, len(codes), batch_size)])
 
-# %% ../nbs/08_fusion.ipynb #28219a9e
-def _check_embeddings(a, b):
-    "Refuse NumPy embeddings that are not paired (N, D) rows of norm 1 (a zero vector has no direction)."
-    a, b = check_finite(a, "a"), check_finite(b, "b")
-    if a.ndim != 2 or a.shape != b.shape or not len(a):
-        raise ValueError(f"`a` and `b` must be paired embeddings of one shape (N, D) with N ≥ 1; got {a.shape} and "
-                         f"{b.shape}.")
-    for name, v in (("a", a), ("b", b)):
-        norms = np.linalg.norm(v, axis=1)
-        bad = np.flatnonzero(~np.isclose(norms, 1.0, atol=1e-3))
-        if len(bad):
-            raise ValueError(f"`{name}` must hold L2-normalised rows (norm 1; normalise with keras.ops.normalize); "
-                             f"rows {bad[:10].tolist()} have norms {np.round(norms[bad[:3]], 4).tolist()}.")
-
-
-def info_nce(a, b, inverse_temperature):
-    """The symmetric InfoNCE loss of paired, L2-normalised embeddings `a` and `b` (row i of each is a pair).
-    NumPy inputs are checked first (one shape, rows of norm 1, so no zero vector), and so is a number as the
-    inverse temperature (finite, > 0); tensors inside a training step are not."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        _check_embeddings(a, b)
-    if not hasattr(inverse_temperature, "shape") or isinstance(inverse_temperature, np.generic):
-        check_number(inverse_temperature, "inverse_temperature", low=0, low_open=True)
-    logits = ops.matmul(a, ops.transpose(b)) * inverse_temperature
-    diagonal = ops.diagonal(logits)
-    rows = ops.logsumexp(logits, axis=1) - diagonal
-    columns = ops.logsumexp(logits, axis=0) - diagonal
-    return 0.5 * ops.mean(rows + columns)
-
-# %% ../nbs/08_fusion.ipynb #1f40c86a
-def _check_encoder_input(encoder, values, name):
-    "Refuse `values` that `encoder` cannot read: wrong shape, NaN, or token ids outside its embedding's vocabulary."
-    values = check_finite(values, name)
-    shape = tuple(encoder.input.shape[1:])
-    if "int" in str(encoder.input.dtype):
-        vocabulary = next((layer.input_dim for layer in encoder._flatten_layers() if isinstance(layer, layers.Embedding)),
-                          np.iinfo("int32").max)
-        check_tokens(values, vocabulary, shape[0], name)
-    else:
-        check_batch(values, shape, name)
-    if not len(values):
-        raise ValueError(f"`{name}` must hold at least one sample; got shape {values.shape}.")
-    return values.astype("int32" if "int" in str(encoder.input.dtype) else "float32")
-
-# %% ../nbs/08_fusion.ipynb #2c1ff3d1
-@keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class ContrastiveEncoder(CheckedLoops, ModelProtocol, keras.Model):
-    """Two encoders into one embedding space, trained on paired data with the symmetric InfoNCE loss.
-
-    `encoders` maps each of two modalities to a network from that modality to a vector of the same size; the
-    temperature starts at `temperature` and is learned unless `learn_temperature` is False."""
-    offers = ("embed",)
-
-    def __init__(self, encoders: dict, temperature: float = 0.1, learn_temperature: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(encoders, dict) or len(encoders) != 2:
-            raise ValueError(f"`encoders` must be a dict of exactly two modalities; got "
-                             f"{list(encoders) if isinstance(encoders, dict) else type(encoders).__name__}.")
-        for m, encoder in encoders.items():
-            if not isinstance(encoder, keras.Model) or not encoder.inputs or isinstance(encoder.output, (list, tuple)):
-                raise ValueError(f"`encoders[{m!r}]` must be a functional keras.Model with one output (a vector); "
-                                 f"got {type(encoder).__name__}.")
-        sizes = {m: int(e.output.shape[-1]) for m, e in encoders.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"Both encoders must output vectors of one size; got {sizes}.")
-        temperature = check_number(temperature, "temperature", low=0, low_open=True)
-        if not isinstance(learn_temperature, (bool, np.bool_)):
-            raise ValueError(f"`learn_temperature` must be True or False; got {learn_temperature!r}.")
-        self.encoders, self.modalities, self.latent_dim = dict(encoders), tuple(encoders), sizes.popitem()[1]
-        self.temperature, self.learn_temperature = temperature, bool(learn_temperature)
-        self.log_inverse_temperature = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(float(np.log(1 / temperature))),
-            name="log_inverse_temperature", trainable=self.learn_temperature)
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
-        self.built = True
-
-    @property
-    def metrics(self):
-        return super().metrics + [self.accuracy_tracker]
-
-    def call(self, inputs, training=False):
-        return {m: ops.normalize(self.encoders[m](inputs[m], training=training), axis=-1) for m in self.modalities}
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        a, b = (y_pred[m] for m in self.modalities)
-        inverse_temperature = ops.exp(ops.minimum(self.log_inverse_temperature, math.log(100.0)))
-        similarity = ops.matmul(a, ops.transpose(b))
-        hits = ops.cast(ops.argmax(similarity, axis=1) == ops.arange(ops.shape(a)[0]), "float32")
-        self.accuracy_tracker.update_state(ops.mean(hits))
-        return info_nce(a, b, inverse_temperature)
-
-# %% ../nbs/08_fusion.ipynb #7302f942
-@patch
-def embed(self: ContrastiveEncoder, inputs: dict, batch_size: int = 256) -> np.ndarray:
-    "The normalised embeddings of the one modality in the dict `inputs`."
-    if not isinstance(inputs, dict) or len(inputs) != 1 or next(iter(inputs)) not in self.modalities:
-        raise ValueError(f"`inputs` must be a dict with one key of {list(self.modalities)}; got "
-                         f"{list(inputs) if isinstance(inputs, dict) else type(inputs).__name__}.")
-    (m, values), = inputs.items()
-    values = _check_encoder_input(self.encoders[m], values, f"inputs[{m!r}]")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    fn = lambda v: ops.normalize(self.encoders[m](v), axis=-1)
-    return np.concatenate([compiled_call(self, ("embed", m), fn, values[i:i + batch_size])
-                           for i in range(0, len(values), batch_size)])
-
-
-@patch
-def check_pairs(self: ContrastiveEncoder, x, name: str = "x") -> dict:
-    "Check a dict of paired arrays, one per modality (both keys, one length, readable by each encoder)."
-    if not isinstance(x, dict) or set(x) != set(self.modalities):
-        raise ValueError(f"`{name}` must be a dict with exactly the keys {list(self.modalities)}; got "
-                         f"{list(x) if isinstance(x, dict) else type(x).__name__}.")
-    checked = {m: _check_encoder_input(self.encoders[m], x[m], f"{name}[{m!r}]") for m in self.modalities}
-    if len({len(v) for v in checked.values()}) != 1:
-        raise ValueError(f"Both modalities in `{name}` must have the same number of samples; got "
-                         f"{ {m: len(v) for m, v in checked.items()} }.")
-    return checked
-
-
-@patch
-def check_inputs(self: ContrastiveEncoder, x, name: str):
-    "`fit`, `evaluate` and `predict` (both modalities' normalised embeddings) read paired data, or a stream."
-    if isinstance(x, dict) or not _is_stream(x):
-        self.check_pairs(x, name)
-
-
-@patch
-def get_config(self: ContrastiveEncoder):
-    return {**super(ContrastiveEncoder, self).get_config(),
-            "encoders": {m: keras.saving.serialize_keras_object(e) for m, e in self.encoders.items()},
-            "temperature": self.temperature, "learn_temperature": self.learn_temperature}
-
-
-@patch(cls_method=True)
-def from_config(cls: ContrastiveEncoder, config):
-    config = dict(config)
-    config["encoders"] = {m: keras.saving.deserialize_keras_object(v) for m, v in config["encoders"].items()}
-    return cls(**config)
-
 # %% ../nbs/08_fusion.ipynb #ae3873ad
 _MOVED_TO_RECIPES = ("MULTIDIGITS_SIZES", "multidigits_vae", "shapes_vae", "likeliest_caption_digit")
+_MOVED_TO_CONTRASTIVE = ("ContrastiveEncoder", "info_nce")
 
 
 def __getattr__(name):
-    "`mmgen_nbdev.fusion.multidigits_vae` and the other moved recipes: `mmgen_nbdev.recipes`' own, with a warning."
-    if name not in _MOVED_TO_RECIPES:
+    "`mmgen_nbdev.fusion.multidigits_vae` and the other moved names: their new module's own, with a warning."
+    home = "recipes" if name in _MOVED_TO_RECIPES else "contrastive" if name in _MOVED_TO_CONTRASTIVE else None
+    if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
     import warnings
-    warnings.warn(f"mmgen_nbdev.fusion.{name} moved to mmgen_nbdev.recipes.{name}", DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module("mmgen_nbdev.recipes"), name)
+    warnings.warn(f"mmgen_nbdev.fusion.{name} moved to mmgen_nbdev.{home}.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(f"mmgen_nbdev.{home}"), name)

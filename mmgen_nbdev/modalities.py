@@ -19,7 +19,7 @@ from .checks import check_choice, check_finite, check_integer, check_number, che
 __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
            'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
            'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches',
-           'ComposedModel']
+           'compiled_call', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -347,6 +347,33 @@ def in_batches(fn, x, batch_size: int = 256):
     if isinstance(parts[0], (tuple, list)):
         return tuple(join([p[j] for p in parts]) for j in range(len(parts[0])))
     return join(parts)
+
+# %% ../nbs/02_modalities.ipynb #1b7c00d8
+class _Compiled(keras.Model):
+    "`fn` over the networks of `owner`, run through Keras's `predict_on_batch`: compiled once per input structure."
+
+    def __init__(self, owner, fn):
+        super().__init__(name=f"{owner.name}_compiled")
+        self.owner, self.fn = owner, fn
+        self.built = True
+
+    def call(self, inputs):
+        return self.fn(inputs)
+
+
+def compiled_call(owner, key, fn, inputs):
+    "`fn(inputs)` as NumPy, through a `_Compiled` model cached on `owner` under `key` (untracked, never saved)."
+    cache = owner.__dict__.setdefault("_compiled_calls", {})
+    if key not in cache:
+        cache[key] = _Compiled(owner, fn)
+    return cache[key].predict_on_batch(inputs)
+
+
+def _is_stream(x) -> bool:
+    "Whether `x` is data Keras reads batch by batch (a dataset, `PyDataset` or generator) rather than arrays."
+    return (x is not None and not isinstance(x, (np.ndarray, list, tuple, dict, str, numbers.Number))
+            and not hasattr(x, "shape"))
+
 
 # %% ../nbs/02_modalities.ipynb #cd5a0cc5
 class ComposedModel(CheckedLoops, ModelProtocol):

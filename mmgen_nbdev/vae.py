@@ -19,7 +19,8 @@ from .modalities import (ComposedModel, check_batch, check_positive_int, check_s
 # %% auto #0
 __all__ = ['LOG_2PI', 'LIKELIHOODS', 'gaussian_kl', 'gaussian_log_density', 'standard_normal_log_density',
            'importance_weighted_bound', 'check_same_shape', 'bernoulli_log_likelihood', 'gaussian_log_likelihood',
-           'categorical_log_likelihood', 'reparameterize', 'log_likelihood', 'elbo_terms', 'likelihood_mean', 'VAE']
+           'categorical_log_likelihood', 'reparameterize', 'log_likelihood', 'elbo_terms', 'likelihood_mean', 'VAE',
+           'decode_to_mean']
 
 # %% ../nbs/04_vae.ipynb #b9eeb830
 LOG_2PI = math.log(2 * math.pi)
@@ -167,34 +168,42 @@ class VAE(ComposedModel, keras.Model):
         z = reparameterize(mean, log_var, self.seed_generator)
         return {"mean": mean, "log_var": log_var, "z": z, "decoded": self.decoder(z, training=training)}
 
-    def kl_weight(self):
-        "β at the current step: ramped linearly from 0 over `kl_warmup_steps`, then constant."
-        if self.kl_warmup_steps == 0:
-            return self.beta
-        return self.beta * ops.minimum(1.0, (self.steps + 1.0) / self.kl_warmup_steps)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        log_likelihood, kl = elbo_terms(x, y_pred["decoded"], y_pred["mean"], y_pred["log_var"],
-                                        self.likelihood, self.log_scale)
-        reconstruction = -ops.mean(log_likelihood)
-        kl = ops.mean(kl)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
-        self.neg_elbo_tracker.update_state(reconstruction + kl)
-        if training:
-            loss = reconstruction + self.kl_weight() * kl
-            self.steps.assign_add(1.0)
-            return loss
-        return reconstruction + self.beta * kl
-
     networks = ("encoder", "decoder")
 
-    def check_inputs(self, x, name):
-        check_batch(x, self.image_shape, name, (0.0, 1.0) if self.likelihood == "bernoulli" else None)
+# %% ../nbs/04_vae.ipynb #4a67a93b
+@patch
+def kl_weight(self: VAE):
+    "β at the current step: ramped linearly from 0 over `kl_warmup_steps`, then constant."
+    if self.kl_warmup_steps == 0:
+        return self.beta
+    return self.beta * ops.minimum(1.0, (self.steps + 1.0) / self.kl_warmup_steps)
 
-    def config_values(self):
-        return {"likelihood": self.likelihood, "beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps,
-                "seed": self.seed}
+
+@patch
+def compute_loss(self: VAE, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    log_likelihood, kl = elbo_terms(x, y_pred["decoded"], y_pred["mean"], y_pred["log_var"],
+                                    self.likelihood, self.log_scale)
+    reconstruction = -ops.mean(log_likelihood)
+    kl = ops.mean(kl)
+    self.reconstruction_tracker.update_state(reconstruction)
+    self.kl_tracker.update_state(kl)
+    self.neg_elbo_tracker.update_state(reconstruction + kl)
+    if training:
+        loss = reconstruction + self.kl_weight() * kl
+        self.steps.assign_add(1.0)
+        return loss
+    return reconstruction + self.beta * kl
+
+# %% ../nbs/04_vae.ipynb #3193ef88
+@patch
+def check_inputs(self: VAE, x, name):
+    check_batch(x, self.image_shape, name, (0.0, 1.0) if self.likelihood == "bernoulli" else None)
+
+
+@patch
+def config_values(self: VAE):
+    return {"likelihood": self.likelihood, "beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps,
+            "seed": self.seed}
 
 # %% ../nbs/04_vae.ipynb #e0b5ce71
 @patch
@@ -211,13 +220,19 @@ def embed(self: VAE, x, batch_size: int = 256):
     return self.posterior(x, batch_size)[0]
 
 
+def decode_to_mean(model, z, batch_size: int = 256):
+    """The likelihood's mean (`model.likelihood`) of `model.decoder`'s output for each code in `z`
+    (N, `model.latent_dim`), as NumPy: what the autoencoder's and the VAE's `decode` return."""
+    z = np.asarray(z)
+    check_batch(z, (model.latent_dim,), "z")
+    fn = lambda codes: likelihood_mean(model.decoder(codes), model.likelihood)
+    return in_batches(fn, z.astype("float32"), check_positive_int(batch_size, "batch_size"))
+
+
 @patch
 def decode(self: VAE, z, batch_size: int = 256):
     "The likelihood's mean (the expected image) for each code in `z`, as NumPy."
-    z = np.asarray(z)
-    check_batch(z, (self.latent_dim,), "z")
-    fn = lambda codes: likelihood_mean(self.decoder(codes), self.likelihood)
-    return in_batches(fn, z.astype("float32"), check_positive_int(batch_size, "batch_size"))
+    return decode_to_mean(self, z, batch_size)
 
 # %% ../nbs/04_vae.ipynb #85aebd74
 @patch

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mmgen_nbdev.ae import Autoencoder
-from mmgen_nbdev.fusion import ContrastiveEncoder, MultimodalVAE
+from mmgen_nbdev.contrastive import ContrastiveEncoder
+from mmgen_nbdev.fusion import MultimodalVAE
 from mmgen_nbdev.gan import GAN, mlp_discriminator, mlp_generator
 from mmgen_nbdev.modalities import (PROTOCOL, ModelProtocol, image_decoder, image_encoder, text_decoder,
                                     text_encoder)
