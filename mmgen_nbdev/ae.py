@@ -3,8 +3,6 @@
 # %% ../nbs/03_ae.ipynb #524d0abf
 from __future__ import annotations
 
-import warnings
-
 import keras
 import numpy as np
 from fastcore.basics import patch
@@ -78,6 +76,11 @@ class Autoencoder(ComposedModel, keras.Model):
 
 # %% ../nbs/03_ae.ipynb #1022ae96
 @patch
+def predict_step(self: Autoencoder, *args):
+    return predict_step_with(self, args, lambda x: likelihood_mean(self(x, training=False), self.likelihood))
+
+
+@patch
 def embed(self: Autoencoder, x, batch_size: int = 256):
     "The code of each input, as NumPy (N, latent_dim)."
     x = np.asarray(x)
@@ -92,11 +95,6 @@ def decode(self: Autoencoder, z, batch_size: int = 256):
 
 
 @patch
-def predict_step(self: Autoencoder, *args):
-    return predict_step_with(self, args, lambda x: likelihood_mean(self(x, training=False), self.likelihood))
-
-
-@patch
 def reconstruct(self: Autoencoder, x, batch_size: int = 256):
     "Each input encoded and decoded (what `predict` returns), as NumPy."
     return self.predict(x, batch_size=batch_size, verbose=0)
@@ -105,9 +103,5 @@ def reconstruct(self: Autoencoder, x, batch_size: int = 256):
 Autoencoder.encode = deprecated_alias("encode", "embed", Autoencoder.embed)
 
 
-@patch
-def output_image(self: Autoencoder, decoded):
-    "Deprecated: `likelihood_mean(decoded, self.likelihood)`."
-    warnings.warn("`Autoencoder.output_image` is deprecated; use `likelihood_mean(decoded, ae.likelihood)` or `decode`.",
-                  DeprecationWarning, stacklevel=2)
-    return likelihood_mean(decoded, self.likelihood)
+Autoencoder.output_image = deprecated_alias("output_image", "likelihood_mean(decoded, model.likelihood)",
+                                            lambda self, decoded: likelihood_mean(decoded, self.likelihood))

@@ -266,12 +266,8 @@ def encode(self: VAE, x):
     return self._encode(x)
 
 
-@patch
-def mean_image(self: VAE, decoded):
-    "Deprecated: `likelihood_mean(decoded, self.likelihood)`."
-    warnings.warn("`VAE.mean_image` is deprecated; use `likelihood_mean(decoded, vae.likelihood)` or `decode`.",
-                  DeprecationWarning, stacklevel=2)
-    return likelihood_mean(decoded, self.likelihood)
+VAE.mean_image = deprecated_alias("mean_image", "likelihood_mean(decoded, model.likelihood)",
+                                  lambda self, decoded: likelihood_mean(decoded, self.likelihood))
 
 # %% ../nbs/04_vae.ipynb #617f659d
 @patch
