@@ -55,8 +55,8 @@ def coherence(model, data, sources, target):
 
 
 def probe(model, train, test, sources):
-    return linear_probe_accuracy(model.encode(given_for(model, train, sources))[0], train["label"],
-                                 model.encode(given_for(model, test, sources))[0], test["label"])
+    return linear_probe_accuracy(model.embed(given_for(model, train, sources)), train["label"],
+                                 model.embed(given_for(model, test, sources)), test["label"])
 
 
 def evaluate_multidigits(model, train, test):
@@ -182,8 +182,8 @@ def diagnose(args, out):
         model = transform(model) if transform else model
         fit = {"epochs": epochs, **fit} if not args.quick else {**fit, "epochs": 2}
         _, wall, _ = train(model, {m: train_data[m] for m in MODALITIES}, **fit)
-        codes = {s: model.encode({"image": d["image"]})[0] for s, d in (("train", train_data), ("test", test_data))}
-        greedy = read_digits("text", model.decode("text", codes["test"]))
+        codes = {s: model.embed({"image": d["image"]}) for s, d in (("train", train_data), ("test", test_data))}
+        greedy = read_digits("text", model.decode(codes["test"], target="text"))
         rows[name] = {"train wall s": wall,
                       "image→text (test)": float(np.mean(greedy == test_data["label"])),
                       "image→text (train)": coherence(model, train_data, ("image",), "text"),

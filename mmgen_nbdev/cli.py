@@ -240,7 +240,7 @@ def measure_multimodal(model, history: dict, train: dict, test: dict, seed: int)
     "The multimodal VAE's coherences and linear probe, and their references (real data read by the same readers)."
     from mmgen_nbdev.metrics import cross_modal_coherence, joint_coherence, linear_probe_accuracy, read_digits
     modalities = ("image", "text", "audio")
-    encode = lambda split: model.encode({m: split[m] for m in modalities})[0]
+    encode = lambda split: model.embed({m: split[m] for m in modalities})
     measures = {**{f"coherence_{a}_to_{b}": cross_modal_coherence(model, test, a, b) for a, b in report.CROSS_MODAL_PAIRS},
                 "joint_coherence": joint_coherence(model, 500, seed=seed),
                 "linear_probe": linear_probe_accuracy(encode(train), train["label"], encode(test), test["label"]),

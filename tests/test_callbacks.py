@@ -108,7 +108,7 @@ def test_nan_kernel_the_loss_may_miss_is_never_checkpointed(tmp_path):
     restored = checkpoint.restore()
     assert type(restored) is type(ae)
     assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in restored.variables)
-    assert np.isfinite(keras.ops.convert_to_numpy(restored.encode(x[:8]))).all()
+    assert np.isfinite(keras.ops.convert_to_numpy(restored.embed(x[:8]))).all()
 
 
 def test_infinite_batchnorm_statistics_are_never_checkpointed(tmp_path):

@@ -186,7 +186,7 @@ def test_demo_quick_writes_the_report_and_models(tmp_path):
         assert decode_dtmf(samples)[0] == digit
     vae = keras.saving.load_model(tmp_path / "vae.keras")
     gan = keras.saving.load_model(tmp_path / "gan.keras")
-    assert vae.sample(2).shape == (2, 16, 16, 1) and gan.generate(2, labels=[3, 4]).shape == (2, 16, 16, 1)
+    assert vae.generate(2).shape == (2, 16, 16, 1) and gan.generate(2, labels=[3, 4]).shape == (2, 16, 16, 1)
     multimodal_vae = keras.saving.load_model(tmp_path / "multimodal.keras")
     assert multimodal_vae.generate(n=2, target="text").shape == (2, 6)
 
