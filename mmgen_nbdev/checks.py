@@ -11,7 +11,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MAX_SEED', 'is_number', 'is_integer', 'bounds_text', 'check_number', 'check_integer', 'check_positive_int',
-           'check_sizes', 'check_choice', 'check_seed', 'check_interval', 'check_finite', 'check_within',
+           'check_sizes', 'check_flag', 'check_choice', 'check_seed', 'check_interval', 'check_finite', 'check_within',
            'check_writable_folder']
 
 # %% ../nbs/00_checks.ipynb #f01760d8
@@ -74,6 +74,13 @@ def check_sizes(values, name: str, allow_empty: bool = False) -> tuple:
         raise ValueError(f"`{name}` must be a {'' if allow_empty else 'non-empty '}sequence of positive integers; "
                          f"got {values!r}.")
     return tuple(int(v) for v in values)
+
+# %% ../nbs/00_checks.ipynb #84a331d2
+def check_flag(value, name: str) -> bool:
+    "`value` as a bool if it is one (Python's or NumPy's), else a `ValueError` naming `name`."
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
+    return bool(value)
 
 # %% ../nbs/00_checks.ipynb #3411926e
 MAX_SEED = 2**32 - 1

@@ -10,7 +10,7 @@ import numpy as np
 from fastcore.basics import patch
 from keras import layers, ops
 
-from .checks import check_finite, check_number, check_positive_int
+from .checks import check_finite, check_flag, check_number, check_positive_int
 from .modalities import (CheckedLoops, ModelProtocol, _is_stream, check_batch, check_tokens, compiled_call)
 
 # %% auto #0
@@ -82,8 +82,7 @@ class ContrastiveEncoder(CheckedLoops, ModelProtocol, keras.Model):
         if len(set(sizes.values())) != 1:
             raise ValueError(f"Both encoders must output vectors of one size; got {sizes}.")
         temperature = check_number(temperature, "temperature", low=0, low_open=True)
-        if not isinstance(learn_temperature, (bool, np.bool_)):
-            raise ValueError(f"`learn_temperature` must be True or False; got {learn_temperature!r}.")
+        check_flag(learn_temperature, "learn_temperature")
         self.encoders, self.modalities, self.latent_dim = dict(encoders), tuple(encoders), sizes.popitem()[1]
         self.temperature, self.learn_temperature = temperature, bool(learn_temperature)
         self.log_inverse_temperature = self.add_weight(

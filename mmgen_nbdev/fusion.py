@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from keras import layers, ops
 
 from .backend import predict_step_with
-from .checks import (check_choice, check_finite, check_integer, check_number, check_positive_int,
+from .checks import (check_choice, check_finite, check_flag, check_integer, check_number, check_positive_int,
                                 check_seed, is_integer)
 from . import contrastive as _contrastive  # registers ContrastiveEncoder, which lived here, for load_model
 from .modalities import (CheckedLoops, ModelProtocol, _is_stream, check_batch, check_tokens, compiled_call,
@@ -404,8 +404,7 @@ def generate(self: MultimodalVAE, given=None, target=None, n: int | None = None,
     if target is not None:
         check_choice(target, "target", self.modalities)
     targets = self.modalities if target is None else (target,)
-    if not isinstance(sample, (bool, np.bool_)):
-        raise ValueError(f"`sample` must be True or False; got {sample!r}.")
+    check_flag(sample, "sample")
     rng, batch_size = np.random.default_rng(check_seed(seed)), check_positive_int(batch_size, "batch_size")
     if given is None or (isinstance(given, dict) and not given):
         if n is None:

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imsave
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from .checks import check_finite, check_integer, check_number, check_positive_int
+from .checks import check_finite, check_flag, check_integer, check_number, check_positive_int
 
 # %% auto #0
 __all__ = ['figure_png', 'fit_margins', 'array_png', 'mosaic', 'css_class', 'curves_figure', 'project_2d', 'latent_figure',
@@ -223,8 +223,4 @@ class Displayed:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _check_flag(value, name: str) -> bool:
-    "`value` if it is a bool (Python's or NumPy's), else a `ValueError`: a string such as \"no\" would read as True."
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
-    return bool(value)
+_check_flag = check_flag  # the widgets' switches (draw, says_real, ...) are checked like every other
