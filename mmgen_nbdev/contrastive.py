@@ -11,7 +11,7 @@ from fastcore.basics import patch
 from keras import layers, ops
 
 from .checks import check_finite, check_flag, check_number, check_positive_int
-from .modalities import (CheckedLoops, ModelProtocol, _is_stream, check_batch, check_tokens, compiled_call)
+from .modalities import ComposedModel, _is_stream, check_batch, check_tokens, compiled_call
 
 # %% auto #0
 __all__ = ['info_nce', 'ContrastiveEncoder']
@@ -62,12 +62,13 @@ def _check_encoder_input(encoder, values, name):
 
 # %% ../nbs/08b_contrastive.ipynb #2c1ff3d1
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class ContrastiveEncoder(CheckedLoops, ModelProtocol, keras.Model):
+class ContrastiveEncoder(ComposedModel, keras.Model):
     """Two encoders into one embedding space, trained on paired data with the symmetric InfoNCE loss.
 
     `encoders` maps each of two modalities to a network from that modality to a vector of the same size; the
     temperature starts at `temperature` and is learned unless `learn_temperature` is False."""
     offers = ("embed",)
+    networks = ("encoders",)
 
     def __init__(self, encoders: dict, temperature: float = 0.1, learn_temperature: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -142,14 +143,6 @@ def check_inputs(self: ContrastiveEncoder, x, name: str):
 
 
 @patch
-def get_config(self: ContrastiveEncoder):
-    return {**super(ContrastiveEncoder, self).get_config(),
-            "encoders": {m: keras.saving.serialize_keras_object(e) for m, e in self.encoders.items()},
-            "temperature": self.temperature, "learn_temperature": self.learn_temperature}
-
-
-@patch(cls_method=True)
-def from_config(cls: ContrastiveEncoder, config):
-    config = dict(config)
-    config["encoders"] = {m: keras.saving.deserialize_keras_object(v) for m, v in config["encoders"].items()}
-    return cls(**config)
+def config_values(self: ContrastiveEncoder) -> dict:
+    "What rebuilds the model besides its encoders (which `ComposedModel` saves)."
+    return {"temperature": self.temperature, "learn_temperature": self.learn_temperature}

@@ -17,7 +17,7 @@ from .backend import predict_step_with
 from .checks import (check_choice, check_finite, check_flag, check_integer, check_number, check_positive_int,
                                 check_seed, is_integer)
 from . import contrastive as _contrastive  # registers ContrastiveEncoder, which lived here, for load_model
-from .modalities import (CheckedLoops, ModelProtocol, _is_stream, check_batch, check_tokens, compiled_call,
+from .modalities import (ComposedModel, _is_stream, check_batch, check_tokens, compiled_call,
                                     decode_tokens, deprecated_alias, in_batches, shift_tokens)
 from .vae import (LIKELIHOODS, categorical_log_likelihood, gaussian_kl, likelihood_mean, log_likelihood,
                              reparameterize)
@@ -110,7 +110,7 @@ def _check_parts(encoders: dict, decoders: dict, likelihoods: dict, fusion: str,
 
 # %% ../nbs/08_fusion.ipynb #11dc0fdb
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
-class MultimodalVAE(CheckedLoops, ModelProtocol, keras.Model):
+class MultimodalVAE(ComposedModel, keras.Model):
     """A VAE over several modalities: one Gaussian encoder and one decoder per modality, their posteriors fused by
     `fusion` (`"concat"`, `"poe"`, `"moe"` or `"mopoe"`), trained on the ELBO of every present modality.
 
@@ -118,6 +118,7 @@ class MultimodalVAE(CheckedLoops, ModelProtocol, keras.Model):
     distribution (`"bernoulli"`, `"gaussian"` or `"categorical"`), `likelihood_weights` scales each modality's log-likelihood.
     Data are dicts keyed by modality, plus an optional `"present"` dict of 0/1 arrays marking missing modalities."""
     offers = ("embed", "posterior", "decode", "reconstruct", "generate")
+    networks = ("encoders", "decoders")
 
     def __init__(self, encoders: dict, decoders: dict, likelihoods: dict, fusion: str = "mopoe", likelihood_weights=None,
                  beta: float = 1.0, seed: int | None = None, **kwargs):
@@ -427,21 +428,10 @@ def predict_step(self: MultimodalVAE, *args):
 
 # %% ../nbs/08_fusion.ipynb #8b54a740
 @patch
-def get_config(self: MultimodalVAE):
-    serialize = keras.saving.serialize_keras_object
-    return {**super(MultimodalVAE, self).get_config(),
-            "encoders": {m: serialize(e) for m, e in self.encoders.items()},
-            "decoders": {m: serialize(d) for m, d in self.decoders.items()},
-            "likelihoods": self.likelihoods, "fusion": self.fusion, "likelihood_weights": self.likelihood_weights,
+def config_values(self: MultimodalVAE) -> dict:
+    "What rebuilds the model besides its networks (which `ComposedModel` saves)."
+    return {"likelihoods": self.likelihoods, "fusion": self.fusion, "likelihood_weights": self.likelihood_weights,
             "beta": self.beta, "seed": self.seed}
-
-
-@patch(cls_method=True)
-def from_config(cls: MultimodalVAE, config):
-    config, deserialize = dict(config), keras.saving.deserialize_keras_object
-    for key in ("encoders", "decoders"):
-        config[key] = {m: deserialize(v) for m, v in config[key].items()}
-    return cls(**config)
 
 # %% ../nbs/08_fusion.ipynb #0ee0540e
 def balanced_weights(sizes: dict, reference: str) -> dict:

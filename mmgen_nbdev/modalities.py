@@ -19,7 +19,7 @@ from .checks import check_choice, check_finite, check_integer, check_number, che
 __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
            'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
            'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches',
-           'compiled_call', 'ComposedModel']
+           'compiled_call', 'serialize_networks', 'deserialize_networks', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -376,9 +376,24 @@ def _is_stream(x) -> bool:
 
 
 # %% ../nbs/02_modalities.ipynb #cd5a0cc5
+def serialize_networks(networks):
+    "A network, or a dict of networks keyed by modality, as the Keras config a model's `get_config` stores."
+    if isinstance(networks, dict):
+        return {m: keras.saving.serialize_keras_object(n) for m, n in networks.items()}
+    return keras.saving.serialize_keras_object(networks)
+
+
+def deserialize_networks(config):
+    "The network, or the dict of networks keyed by modality, that `serialize_networks` stored."
+    if isinstance(config, dict) and "class_name" not in config:
+        return {m: keras.saving.deserialize_keras_object(c) for m, c in config.items()}
+    return keras.saving.deserialize_keras_object(config)
+
+
 class ComposedModel(CheckedLoops, ModelProtocol):
     """Mixin for a `keras.Model` built from sub-networks: `CheckedLoops`, the `ModelProtocol`, and a config holding
-    the networks named in `networks` plus `config_values()`."""
+    the networks named in `networks` (each attribute a network, or a dict of networks keyed by modality) plus
+    `config_values()`."""
     networks: tuple = ()
 
     def config_values(self) -> dict:
@@ -386,12 +401,12 @@ class ComposedModel(CheckedLoops, ModelProtocol):
         return {}
 
     def get_config(self):
-        networks = {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.networks}
+        networks = {name: serialize_networks(getattr(self, name)) for name in self.networks}
         return {**super().get_config(), **networks, **self.config_values()}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         for name in cls.networks:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
+            config[name] = deserialize_networks(config[name])
         return cls(**config)
