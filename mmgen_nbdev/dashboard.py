@@ -16,9 +16,9 @@ import numpy as np
 from fastcore.basics import patch
 from matplotlib.figure import Figure
 
-from .checks import check_choice, check_integer, check_number, check_positive_int, check_seed
+from .checks import check_choice, check_flag, check_integer, check_number, check_positive_int, check_seed
 from .render import (
-    Displayed, _check_flag, _scale_for, _to_unit, array_png, css_class, curves_figure, figure_png, fit_margins,
+    Displayed, _scale_for, _to_unit, array_png, css_class, curves_figure, figure_png, fit_margins,
     histogram_figure, in_notebook, latent_figure, mosaic, points_figure, project_2d, rows_figure)
 from .views import ModelView, _head, _rows, check_data, data_for, display_range, modality_rows
 
@@ -258,7 +258,7 @@ class TrainingDashboard(Displayed, keras.callbacks.Callback):
                 check_choice(p, "panels", PANELS)
         self.requested_panels, self.panels = panels, ()
         self.samples, self.points = check_positive_int(samples, "samples"), check_positive_int(points, "points")
-        self.first_frame, self.vocabulary = _check_flag(first_frame, "first_frame"), vocabulary
+        self.first_frame, self.vocabulary = check_flag(first_frame, "first_frame"), vocabulary
         self.seed = check_seed(seed)
         self.frames, self.history, self.painter, self.total = [], [], None, None
         self.screen = FrameView()

@@ -12,9 +12,9 @@ import ipywidgets as widgets
 import numpy as np
 from fastcore.basics import patch
 
-from .checks import check_finite, check_interval, check_positive_int, check_seed, check_within
+from .checks import check_finite, check_flag, check_interval, check_positive_int, check_seed, check_within
 from .metrics import wilson_interval
-from .render import Displayed, _check_flag, _scale_for, _to_unit, array_png
+from .render import Displayed, _scale_for, _to_unit, array_png
 
 # %% auto #0
 __all__ = ['HumanEvaluation']
@@ -67,7 +67,7 @@ class HumanEvaluation(Displayed):
 
     def answer(self, says_real: bool):
         "Record the answer to the image on screen (what the buttons do) and show the next one."
-        says_real = _check_flag(says_real, "says_real")
+        says_real = check_flag(says_real, "says_real")
         if self.done:
             raise ValueError(f"All {len(self.order)} images are answered already.")
         shown, index = self.current()

@@ -14,11 +14,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .backend import input_gradients, set_seed
-from .checks import check_choice, check_integer, check_number, check_positive_int, check_seed
+from .checks import check_choice, check_flag, check_integer, check_number, check_positive_int, check_seed
 from .data import TOY_DATASETS, load_toy
 from .gan import GAN, discriminator_loss, generator_loss, mlp_discriminator, mlp_generator, mode_coverage
 from .metrics import histogram_js, spread
-from .render import Displayed, _check_flag, figure_png, fit_margins
+from .render import Displayed, figure_png, fit_margins
 
 # %% auto #0
 __all__ = ['PLAYGROUND_LOSSES', 'ToyGAN', 'GANPlayground']
@@ -184,7 +184,7 @@ class GANPlayground(Displayed, ToyGAN):
                  arrows: int = 80, arrow_scale: float = 0.25, draw: bool = True, **kwargs):
         self.arrows = check_positive_int(arrows, "arrows")
         self.arrow_scale = check_number(arrow_scale, "arrow_scale", low=0, low_open=True)
-        self.draw = _check_flag(draw, "draw")
+        self.draw = check_flag(draw, "draw")
         self._build_widget(check_choice(dataset, "dataset", TOY_DATASETS),
                            check_choice(loss, "loss", tuple(PLAYGROUND_LOSSES.values())),
                            check_integer(steps_per_click, "steps_per_click", 1, 10_000))

@@ -223,4 +223,4 @@ class Displayed:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-_check_flag = check_flag  # the widgets' switches (draw, says_real, ...) are checked like every other
+_check_flag = check_flag  # the name this switch check had here (the widgets façade still answers it)
