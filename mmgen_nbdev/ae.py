@@ -8,7 +8,7 @@ import numpy as np
 from fastcore.basics import patch
 from keras import ops
 
-from .backend import check_seed, predict_step_with
+from .backend import check_seed, predict_step_with, share_of_replicas
 from .checks import check_number
 from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
                                     in_batches)
@@ -57,14 +57,14 @@ class Autoencoder(ComposedModel, keras.Model):
         return self.decoder(self.encoder(x, training=training), training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        target = x if y is None else y
+        target, y_pred = ops.cast(x if y is None else y, "float32"), ops.cast(y_pred, "float32")
         if self.reconstruction_loss == "bce":
             per_value = ops.binary_crossentropy(target, y_pred, from_logits=True)
         else:
             per_value = ops.square(target - y_pred)
         loss = ops.mean(ops.sum(ops.reshape(per_value, (ops.shape(per_value)[0], -1)), axis=-1))
         self.reconstruction_tracker.update_state(loss)
-        return loss
+        return share_of_replicas(loss)
 
     networks = ("encoder", "decoder")
 

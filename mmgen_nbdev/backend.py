@@ -14,7 +14,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['BACKENDS', 'backend_name', 'BackendReport', 'backend_report', 'set_seed', 'gradient_tape', 'value_and_gradients',
-           'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with']
+           'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with', 'batch_devices',
+           'check_divides_over_devices', 'share_of_replicas', 'check_precision_supported']
 
 # %% ../nbs/00_backend.ipynb #60318731
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -265,3 +266,74 @@ def predict_step_with(model, args, fn):
         outputs = fn(_inputs_of(data))
     updated = [scope.get_current_value(v) for v in model.non_trainable_variables]
     return outputs, [new if new is not None else old for new, old in zip(updated, non_trainable)]
+
+# %% ../nbs/00_backend.ipynb #436914f9
+def batch_devices(model=None) -> tuple[int, int]:
+    """How many devices share each batch, `(in all, in this process)`: the devices along the batch axis of
+    `keras.distribution`'s current distribution on JAX, the replicas of `model`'s (or the current) `tf.distribute`
+    strategy on TensorFlow; `(1, 1)` when one device trains."""
+    name = backend_name()
+    if name == "jax":
+        distribution = keras.distribution.distribution()
+        if distribution is None:
+            return 1, 1
+        import jax
+        mesh = distribution.device_mesh
+        total = int(mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)])
+        return total, max(1, total // jax.process_count())
+    if name == "tensorflow":
+        import tensorflow as tf
+        strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+        replicas = int(strategy.num_replicas_in_sync)
+        return replicas, replicas
+    return 1, 1
+
+# %% ../nbs/00_backend.ipynb #b470df4b
+def check_divides_over_devices(batch_size: int, samples: int | None = None, model=None, name: str = "batch_size"):
+    """Raise a `ValueError` naming `name`, the batch size and the device count unless every batch of `samples`
+    (taken `batch_size` at a time) divides evenly over the devices that share it (`batch_devices`)."""
+    total, local = batch_devices(model)
+    if local == 1:
+        return
+    where = f"the {local} devices" + ("" if total == local else f" of this process ({total} in all)")
+    if batch_size % local:
+        suggestion = local * max(1, round(batch_size / local))
+        raise ValueError(f"`{name}`={batch_size} does not divide evenly over {where}: each device must get the "
+                         f"same share of a batch; pass a multiple of {local}, for example {suggestion}.")
+    last = samples % batch_size if samples else 0
+    if last % local:
+        raise ValueError(f"{samples} samples in batches of `{name}`={batch_size} leave a last batch of {last}, "
+                         f"which does not divide evenly over {where}; drop {last % local} samples (or pass a "
+                         f"batch size that divides {samples}).")
+
+# %% ../nbs/00_backend.ipynb #4a3a925a
+def share_of_replicas(loss):
+    """`loss` divided by the number of replicas under a TensorFlow `tf.distribute` strategy (what Keras's trainer
+    expects of `compute_loss`: it sums the replicas' gradients); `loss` itself everywhere else."""
+    if backend_name() != "tensorflow":
+        return loss
+    import tensorflow as tf
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / replicas
+
+# %% ../nbs/00_backend.ipynb #1262f2ef
+def _all_layers(layer):
+    "`layer` and every layer inside it, depth first."
+    yield layer
+    for inner in getattr(layer, "layers", []):
+        yield from _all_layers(inner)
+
+
+def check_precision_supported(model):
+    """Raise a `RuntimeError` if `model` cannot train under its dtype policy on this backend: float16 convolutions
+    on a CPU-only PyTorch."""
+    if backend_name() != "torch" or model.dtype_policy.name != "mixed_float16":
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    convolutions = sorted({type(l).__name__ for l in _all_layers(model) if "Conv" in type(l).__name__})
+    if convolutions:
+        raise RuntimeError(f"This model's convolutions ({', '.join(convolutions)}) cannot train under the "
+                           "'mixed_float16' policy on PyTorch without a GPU: PyTorch's CPU kernels have no float16 "
+                           "convolution gradients. Use 'mixed_bfloat16' on a CPU, or a CUDA GPU.")

@@ -10,6 +10,7 @@ import numpy as np
 from fastcore.basics import patch
 from keras import layers, ops
 
+from .backend import share_of_replicas
 from .checks import check_finite, check_flag, check_number, check_positive_int
 from .modalities import ComposedModel, _is_stream, check_batch, check_tokens, compiled_call
 
@@ -39,6 +40,7 @@ def info_nce(a, b, inverse_temperature):
         _check_embeddings(a, b)
     if not hasattr(inverse_temperature, "shape") or isinstance(inverse_temperature, np.generic):
         check_number(inverse_temperature, "inverse_temperature", low=0, low_open=True)
+    a, b = ops.cast(a, "float32"), ops.cast(b, "float32")
     logits = ops.matmul(a, ops.transpose(b)) * inverse_temperature
     diagonal = ops.diagonal(logits)
     rows = ops.logsumexp(logits, axis=1) - diagonal
@@ -105,7 +107,7 @@ class ContrastiveEncoder(ComposedModel, keras.Model):
         similarity = ops.matmul(a, ops.transpose(b))
         hits = ops.cast(ops.argmax(similarity, axis=1) == ops.arange(ops.shape(a)[0]), "float32")
         self.accuracy_tracker.update_state(ops.mean(hits))
-        return info_nce(a, b, inverse_temperature)
+        return share_of_replicas(info_nce(a, b, inverse_temperature))
 
 # %% ../nbs/08b_contrastive.ipynb #7302f942
 @patch

@@ -13,7 +13,7 @@ import numpy as np
 from fastcore.basics import patch
 from keras import layers, ops
 
-from .backend import predict_step_with
+from .backend import predict_step_with, share_of_replicas
 from .checks import (check_choice, check_finite, check_flag, check_integer, check_number, check_positive_int,
                                 check_seed, is_integer)
 from . import contrastive as _contrastive  # registers ContrastiveEncoder, which lived here, for load_model
@@ -49,7 +49,7 @@ def product_of_experts(means, log_vars, present=None):
     tensors inside a model are not: there an all-off sample gets the prior, and its mixture weight is zero."""
     if all(isinstance(v, (np.ndarray, list, tuple)) for v in (means, log_vars)):
         _check_experts(means, log_vars, present)
-    means, log_vars = ops.convert_to_tensor(means), ops.convert_to_tensor(log_vars)
+    means, log_vars = ops.cast(means, "float32"), ops.cast(log_vars, "float32")
     precisions = ops.exp(-log_vars)
     if present is not None:
         precisions = precisions * ops.expand_dims(ops.cast(present, precisions.dtype), -1)
@@ -216,7 +216,7 @@ def compute_loss(self: MultimodalVAE, x=None, y=None, y_pred=None, sample_weight
         self.trackers[f"{m}_nll"].update_state(-ops.sum(own) / ops.maximum(ops.sum(present[m]), 1.0))
     self.trackers["kl"].update_state(ops.mean(bound_kl))
     self.trackers["neg_elbo"].update_state(-ops.mean(bound))
-    return -ops.mean(objective)
+    return share_of_replicas(-ops.mean(objective))
 
 # %% ../nbs/08_fusion.ipynb #ab9bbb51
 @patch

@@ -8,27 +8,32 @@ import numpy as np
 from fastcore.basics import patch
 from keras import layers, ops
 
-from .backend import (PortableModel, apply_gradients, check_seed, input_gradients, predict_step_with)
+from .backend import (PortableModel, apply_gradients, backend_name, check_seed, input_gradients,
+                                 predict_step_with)
 from .checks import check_choice, check_finite, check_integer, check_interval, check_number, check_sizes
 from .modalities import ComposedModel, check_batch, check_image_shape, check_positive_int, text_encoder
 
 # %% auto #0
 __all__ = ['GAN_LOSSES', 'discriminator_loss', 'generator_loss', 'condition_network', 'mlp_generator', 'mlp_discriminator',
-           'dcgan_generator', 'dcgan_discriminator', 'GAN', 'check_modes', 'mode_coverage', 'mode_spread',
-           'gan_optimizers']
+           'dcgan_generator', 'dcgan_discriminator', 'GAN', 'scaled_by', 'apply_scaled', 'refuse_tf_distribute',
+           'check_modes', 'mode_coverage', 'mode_spread', 'gan_optimizers']
 
 # %% ../nbs/05_gan.ipynb #6bda497f
 GAN_LOSSES = ("non_saturating", "minimax", "wasserstein_gp")
 
 
 def discriminator_loss(real_logits, fake_logits):
-    "−E log D(x) − E log(1 − D(G(z))) from logits: the cross-entropy of real (label 1) and fake (label 0)."
+    """−E log D(x) − E log(1 − D(G(z))) from logits: the cross-entropy of real (label 1) and fake (label 0), in
+    float32 (whatever the dtype policy)."""
+    real_logits, fake_logits = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
     return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
 
 
 def generator_loss(fake_logits, kind: str = "non_saturating", per_sample: bool = False):
     """The generator's loss from the discriminator's logits on fakes: non-saturating −E log D(G(z)), or minimax
-    E log(1 − D(G(z))); with `per_sample`, each fake's own loss (−log D or log(1 − D)) instead of their mean."""
+    E log(1 − D(G(z))); with `per_sample`, each fake's own loss (−log D or log(1 − D)) instead of their mean; in
+    float32."""
+    fake_logits = ops.cast(fake_logits, "float32")
     if kind == "non_saturating":
         losses = ops.softplus(-fake_logits)
     elif kind == "minimax":
@@ -180,10 +185,49 @@ class GAN(ComposedModel, PortableModel):
         return {"loss": self.loss_kind, "d_steps": self.d_steps, "gp_weight": self.gp_weight,
                 "value_range": self.value_range, "seed": self.seed, "update": self.update}
 
+# %% ../nbs/05_gan.ipynb #a19408c3
+def scaled_by(optimizer, loss_fn):
+    "`loss_fn` returning `(optimizer.scale_loss(loss), (loss, aux))`: differentiate the scaled loss, log the true one."
+    def scaled():
+        result = loss_fn()
+        loss, aux = result if isinstance(result, tuple) else (result, None)
+        return optimizer.scale_loss(loss), (loss, aux)
+    return scaled
+
+
+def apply_scaled(scaler, optimizer, gradients, variables):
+    """Apply `gradients` of a loss scaled by `scaler` (a `LossScaleOptimizer`, or any other optimizer: no scale) to
+    `variables` with `optimizer`; under a scale, skip a step with a non-finite gradient and update the scale."""
+    if not isinstance(scaler, keras.optimizers.LossScaleOptimizer):
+        return apply_gradients(optimizer, gradients, variables)
+    finite, scale, counter = scaler.check_finite(gradients), scaler.dynamic_scale.value, scaler.step_counter.value
+    unscaled = [ops.where(finite, g / ops.cast(scale, g.dtype), ops.zeros_like(g)) for g in gradients]
+    touched = list(variables) + list(optimizer.variables)
+    before = [ops.copy(v.value) for v in touched]
+    apply_gradients(optimizer, unscaled, variables)
+    for v, old in zip(touched, before):
+        v.assign(ops.where(finite, v.value, old))
+    grow = ops.logical_and(finite, ops.equal(counter, scaler.dynamic_growth_steps - 1))
+    scaler.dynamic_scale.assign(ops.where(grow, scale * 2.0, ops.where(finite, scale, scale * 0.5)))
+    scaler.step_counter.assign(ops.where(ops.logical_and(finite, ops.logical_not(grow)), counter + 1, 0))
+
+
+def refuse_tf_distribute(model):
+    """Raise a `RuntimeError` if `model` was built under a TensorFlow `tf.distribute` strategy with several
+    replicas: two optimizers stepping in one replica step desynchronise its collectives in Keras 3.15
+    (keras-team/keras#20164). JAX's `keras.distribution` trains the GAN data-parallel."""
+    if backend_name() == "tensorflow" and model.distribute_strategy.num_replicas_in_sync > 1:
+        raise RuntimeError("A GAN cannot train under a tf.distribute strategy with several replicas in Keras 3.15: "
+                           "its two optimizers' updates desynchronise the replicas' collectives (keras-team/keras"
+                           "#20164). Train it data-parallel on JAX: KERAS_BACKEND=jax and "
+                           "mmgen_nbdev.devices.data_parallel().")
+
 # %% ../nbs/05_gan.ipynb #d2b0eed6
 @patch
 def compile(self: GAN, d_optimizer=None, g_optimizer=None, **kwargs):
-    "Compile with one optimizer per network (default: Adam(2e-4, beta_1=0.5) for both)."
+    """Compile with one optimizer per network (default: Adam(2e-4, beta_1=0.5) for both); under the
+    `mixed_float16` policy Keras wraps their router in a `LossScaleOptimizer`, whose scale both players use."""
+    refuse_tf_distribute(self)
     self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
     self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
     d_ids = {id(v) for v in self.discriminator.trainable_variables}
@@ -275,8 +319,9 @@ def noise(self: GAN, n):
 def _gradient_penalty(self: GAN, x, fake, labels):
     batch = ops.shape(x)[0]
     alpha = keras.random.uniform((batch,) + (1,) * (len(x.shape) - 1), seed=self.seed_generator)
-    mixed = alpha * x + (1.0 - alpha) * fake
+    mixed = alpha * x + (1.0 - alpha) * ops.cast(fake, x.dtype)
     grads = input_gradients(lambda m: self.discriminator(self._with(m, labels), training=True), mixed)
+    grads = ops.cast(grads, "float32")
     norms = ops.sqrt(ops.sum(ops.reshape(ops.square(grads), (batch, -1)), axis=-1) + 1e-12)
     return ops.mean(ops.square(norms - 1.0))
 
@@ -287,6 +332,7 @@ def _d_loss(self: GAN, x, labels, fake):
     both = ops.concatenate([x, fake], axis=0)  # one discriminator call (it has no batch norm to couple them)
     logits = self.discriminator(self._with(both, None if labels is None else ops.concatenate([labels, labels])),
                                 training=True)
+    logits = ops.cast(logits, "float32")
     real_logits, fake_logits = logits[:batch], logits[batch:]
     if self.loss_kind == "wasserstein_gp":
         loss = ops.mean(fake_logits) - ops.mean(real_logits)
@@ -300,6 +346,7 @@ def _d_loss(self: GAN, x, labels, fake):
 def _g_loss(self: GAN, labels, z):
     fake_logits = self.discriminator(self._with(self.generator(self._with(z, labels), training=True), labels),
                                      training=True)
+    fake_logits = ops.cast(fake_logits, "float32")
     if self.loss_kind == "wasserstein_gp":
         return -ops.mean(fake_logits)
     return generator_loss(fake_logits, self.loss_kind)
@@ -314,12 +361,14 @@ def train_step_body(self: GAN, data):
     for _ in range(self.d_steps if self.update != "g" else 0):
         # the fakes are made outside the differentiated function: the discriminator's step needs no graph of G
         fake = ops.stop_gradient(self.generator(self._with(self.noise(batch), labels), training=True))
-        d_loss, (d_real, d_fake), grads = self.value_and_gradients(lambda: self._d_loss(x, labels, fake), d_vars)
-        apply_gradients(self.d_optimizer, grads, d_vars)
+        _, (d_loss, (d_real, d_fake)), grads = self.value_and_gradients(
+            scaled_by(self.optimizer, lambda: self._d_loss(x, labels, fake)), d_vars)
+        apply_scaled(self.optimizer, self.d_optimizer, grads, d_vars)
     if self.update != "d":
         z = self.noise(batch)
-        g_loss, _, grads = self.value_and_gradients(lambda: self._g_loss(labels, z), g_vars)
-        apply_gradients(self.g_optimizer, grads, g_vars)
+        _, (g_loss, _), grads = self.value_and_gradients(scaled_by(self.optimizer, lambda: self._g_loss(labels, z)),
+                                                         g_vars)
+        apply_scaled(self.optimizer, self.g_optimizer, grads, g_vars)
     return self._log(d_loss, g_loss, d_real, d_fake)
 
 
@@ -328,8 +377,8 @@ def test_step_body(self: GAN, data):
     x, labels = self._split(data)
     z = self.noise(ops.shape(x)[0])
     fake = self.generator(self._with(z, labels), training=False)
-    real_logits = self.discriminator(self._with(x, labels), training=False)
-    fake_logits = self.discriminator(self._with(fake, labels), training=False)
+    real_logits = ops.cast(self.discriminator(self._with(x, labels), training=False), "float32")
+    fake_logits = ops.cast(self.discriminator(self._with(fake, labels), training=False), "float32")
     if self.loss_kind == "wasserstein_gp":
         d_loss, g_loss = ops.mean(fake_logits) - ops.mean(real_logits), -ops.mean(fake_logits)
         return self._log(d_loss, g_loss, ops.mean(real_logits), ops.mean(fake_logits))

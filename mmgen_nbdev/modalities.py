@@ -12,14 +12,16 @@ import keras
 import numpy as np
 from keras import layers
 
+from .backend import batch_devices, check_divides_over_devices, check_precision_supported
 from .callbacks import with_guard
 from .checks import check_choice, check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
 # %% auto #0
 __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
            'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
-           'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches',
-           'compiled_call', 'serialize_networks', 'deserialize_networks', 'ComposedModel']
+           'sample_count', 'padded', 'check_batches_share_devices', 'SavesRandomState', 'check_shape', 'CheckedLoops',
+           'ModelProtocol', 'deprecated_alias', 'in_batches', 'compiled_call', 'serialize_networks',
+           'deserialize_networks', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -221,6 +223,40 @@ def check_loop_arguments(method, *args, **kwargs) -> dict:
         check_number(arguments["validation_split"], "validation_split", 0, 1, high_open=True)
     return arguments
 
+# %% ../nbs/02_modalities.ipynb #21c73d07
+def sample_count(x) -> int | None:
+    "How many samples the array, or the list or dict of arrays, `x` holds; None for a stream (a dataset, a generator)."
+    leaves = [] if x is None else keras.tree.flatten(x)
+    return len(leaves[0]) if leaves and all(isinstance(leaf, np.ndarray) for leaf in leaves) else None
+
+
+def padded(x, extra: int):
+    "The arrays of `x` with their last sample repeated `extra` times."
+    return keras.tree.map_structure(lambda a: np.concatenate([a, np.repeat(a[-1:], extra, axis=0)]), x)
+
+
+def check_batches_share_devices(model, method: str, arguments: dict):
+    """Raise a `ValueError` (see `check_divides_over_devices`) unless every batch that `model.<method>` would take
+    with `arguments` divides evenly over the devices sharing it; `predict` pads its last batch, so only its batch
+    size is checked."""
+    if batch_devices(model)[1] == 1:
+        return
+    batch = arguments.get("batch_size") or 32  # Keras's default
+    samples = None if method == "predict" else sample_count(arguments.get("x"))
+    split = arguments.get("validation_split") if method == "fit" else 0
+    if samples and split:
+        training = int(samples * (1 - split))  # where Keras splits
+        check_divides_over_devices(batch, training, model)
+        check_divides_over_devices(arguments.get("validation_batch_size") or batch, samples - training, model,
+                                   "validation_batch_size")
+    else:
+        check_divides_over_devices(batch, samples, model)
+    validation = arguments.get("validation_data") if method == "fit" else None
+    if validation is not None:
+        validation = validation[0] if isinstance(validation, tuple) else validation
+        check_divides_over_devices(arguments.get("validation_batch_size") or batch, sample_count(validation), model,
+                                   "validation_batch_size")
+
 # %% ../nbs/02_modalities.ipynb #07f0e57a
 class SavesRandomState:
     """Mixin for a `keras.Model` that keeps its seed generators' states in its saved file, so that a reloaded
@@ -289,18 +325,26 @@ class CheckedLoops(SavesRandomState):
             validation_data = validation_data[0]
         if validation_data is not None:
             self.check_inputs(validation_data, "validation_data")
+        check_batches_share_devices(self, "fit", arguments)
+        check_precision_supported(self)
         arguments["callbacks"] = with_guard(arguments.get("callbacks"))
         return self._run_loop(super().fit, arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         arguments = check_loop_arguments("evaluate", x, y, *args, **kwargs)
         self.check_inputs(x, "x")
+        check_batches_share_devices(self, "evaluate", arguments)
         return self._run_loop(super().evaluate, arguments)
 
     def predict(self, x, *args, **kwargs):
         arguments = check_loop_arguments("predict", x, *args, **kwargs)
         arguments["x"] = self.check_predict_inputs(x, "x")
-        return self._run_loop(super().predict, arguments)
+        check_batches_share_devices(self, "predict", arguments)
+        samples, devices = sample_count(arguments["x"]), batch_devices(self)[1]
+        if not samples or samples % devices == 0:
+            return self._run_loop(super().predict, arguments)
+        arguments["x"] = padded(arguments["x"], devices - samples % devices)  # each sample is predicted alone
+        return keras.tree.map_structure(lambda out: out[:samples], self._run_loop(super().predict, arguments))
 
 # %% ../nbs/02_modalities.ipynb #facb74c7
 PROTOCOL = ("embed", "posterior", "decode", "reconstruct", "generate")

@@ -11,7 +11,7 @@ import numpy as np
 from fastcore.basics import patch
 from keras import ops
 
-from .backend import check_seed, predict_step_with
+from .backend import check_seed, predict_step_with, share_of_replicas
 from .checks import check_choice, check_integer, check_number
 from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
                                     in_batches)
@@ -27,26 +27,26 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_kl(mean, log_var):
-    "KL(N(mean, diag exp(log_var)) ‖ N(0, I)), summed over the last axis."
-    mean, log_var = ops.convert_to_tensor(mean), ops.convert_to_tensor(log_var)
+    "KL(N(mean, diag exp(log_var)) ‖ N(0, I)), summed over the last axis, in float32 (whatever the dtype policy)."
+    mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
     return 0.5 * ops.sum(ops.square(mean) + ops.exp(log_var) - log_var - 1.0, axis=-1)
 
 
 def gaussian_log_density(z, mean, log_var):
-    "log N(z; mean, diag exp(log_var)), summed over the last axis."
-    z, mean, log_var = (ops.convert_to_tensor(t) for t in (z, mean, log_var))
+    "log N(z; mean, diag exp(log_var)), summed over the last axis, in float32."
+    z, mean, log_var = (ops.cast(t, "float32") for t in (z, mean, log_var))
     return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
 
 
 def standard_normal_log_density(z):
-    "log N(z; 0, I), summed over the last axis: the prior's log-density."
-    z = ops.convert_to_tensor(z)
+    "log N(z; 0, I), summed over the last axis: the prior's log-density, in float32."
+    z = ops.cast(z, "float32")
     return -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)
 
 # %% ../nbs/04_vae.ipynb #be267c17
 def importance_weighted_bound(log_weights):
     "log mean_k exp(log_weights[..., k]): the importance-weighted bound from K log-weights on the last axis."
-    log_weights = ops.convert_to_tensor(log_weights)
+    log_weights = ops.cast(log_weights, "float32")
     k = ops.shape(log_weights)[-1]
     return ops.logsumexp(log_weights, axis=-1) - math.log(k)
 
@@ -66,23 +66,25 @@ def check_same_shape(a, b, names: str):
 
 
 def bernoulli_log_likelihood(x, logits):
-    "log p(x | logits) of independent Bernoulli features, summed over all but the batch axis (stable for any logit)."
-    x, logits = ops.convert_to_tensor(x), ops.convert_to_tensor(logits)
+    """log p(x | logits) of independent Bernoulli features, summed over all but the batch axis (stable for any logit),
+    in float32."""
+    x, logits = ops.cast(x, "float32"), ops.cast(logits, "float32")
     check_same_shape(x, logits, "`x` and `logits`")
     return ops.sum(_flatten_features(x * logits - ops.softplus(logits)), axis=-1)
 
 
 def gaussian_log_likelihood(x, mean, log_scale):
-    "log N(x; mean, exp(log_scale)²) of independent features, summed over all but the batch axis."
-    x, mean, log_scale = ops.convert_to_tensor(x), ops.convert_to_tensor(mean), ops.convert_to_tensor(log_scale)
+    "log N(x; mean, exp(log_scale)²) of independent features, summed over all but the batch axis, in float32."
+    x, mean, log_scale = ops.cast(x, "float32"), ops.cast(mean, "float32"), ops.cast(log_scale, "float32")
     check_same_shape(x, mean, "`x` and `mean`")
     squared = ops.square((x - mean) * ops.exp(-log_scale))
     return ops.sum(_flatten_features(-0.5 * squared - log_scale - 0.5 * LOG_2PI), axis=-1)
 
 
 def categorical_log_likelihood(tokens, logits):
-    "log p(tokens | logits) of independent categorical positions (e.g. a caption's words), summed per example."
-    tokens, logits = ops.convert_to_tensor(tokens), ops.convert_to_tensor(logits)
+    """log p(tokens | logits) of independent categorical positions (e.g. a caption's words), summed per example, in
+    float32."""
+    tokens, logits = ops.convert_to_tensor(tokens), ops.cast(logits, "float32")
     check_same_shape(tokens, logits[..., 0], "`tokens` and `logits` without its last axis")
     picked = ops.take_along_axis(logits, ops.expand_dims(ops.cast(tokens, "int32"), -1), axis=-1)[..., 0]
     return ops.sum(_flatten_features(picked - ops.logsumexp(logits, axis=-1)), axis=-1)
@@ -191,8 +193,8 @@ def compute_loss(self: VAE, x=None, y=None, y_pred=None, sample_weight=None, tra
     if training:
         loss = reconstruction + self.kl_weight() * kl
         self.steps.assign_add(1.0)
-        return loss
-    return reconstruction + self.beta * kl
+        return share_of_replicas(loss)
+    return share_of_replicas(reconstruction + self.beta * kl)
 
 # %% ../nbs/04_vae.ipynb #3193ef88
 @patch
