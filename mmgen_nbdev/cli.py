@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -19,13 +20,13 @@ import numpy as np
 
 import mmgen_nbdev
 from . import report
-from .checks import check_positive_int, check_seed, check_writable_folder
+from .checks import check_integer, check_positive_int, check_seed, check_writable_folder
 
 # %% auto #0
-__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'COMMANDS', 'installed_backend_names',
-           'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'train_demo_vae', 'train_demo_gan',
-           'train_demo_multimodal', 'Laps', 'train_demo', 'measure_image_models', 'measure_multimodal', 'measure_demo',
-           'load_demo_data', 'run_demo', 'build_parser', 'main']
+__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'COMMANDS', 'BEFORE_KERAS',
+           'installed_backend_names', 'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'train_demo_vae',
+           'train_demo_gan', 'train_demo_multimodal', 'Laps', 'train_demo', 'measure_image_models',
+           'measure_multimodal', 'measure_demo', 'load_demo_data', 'run_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #64b908c7
 BACKEND_NAMES = ("tensorflow", "jax", "torch")  # the Keras backends the package supports
@@ -360,7 +361,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rounds of throughput side by side (default 10)")
     bench.add_argument("--no-notebooks", dest="notebooks", action="store_false", help="skip timing nbdev_test")
     bench.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    _add_parallel(add("parallel", "train the tutorials' VAE or GAN data-parallel on every device of one or several "
+                                  "processes (JAX), and print each epoch's losses"))
     return parser
+
+
+def _add_parallel(parallel):
+    "The `mmgen parallel` command's arguments."
+    count = lambda name: _usage(check_positive_int, name, number=True)
+    parallel.add_argument("--model", choices=("vae", "gan"), default="vae", help="the VAE or the conditional GAN")
+    parallel.add_argument("--coordinator", default=None, help="host:port of process 0 (needed with --processes > 1)")
+    parallel.add_argument("--processes", type=count("processes"), default=1, help="how many processes join")
+    parallel.add_argument("--process-id", type=_usage(check_integer, "process-id", number=True), default=0,
+                          help="this process's number, 0 to processes − 1")
+    parallel.add_argument("--cpu-devices", type=count("cpu-devices"), default=None,
+                          help="split this machine's CPU into this many virtual devices (XLA), e.g. to try it out")
+    parallel.add_argument("--epochs", type=count("epochs"), default=1, help="epochs to train (default 1)")
+    parallel.add_argument("--batch-size", type=count("batch-size"), default=64, help="the global batch (default 64)")
+    parallel.add_argument("--samples", type=count("samples"), default=256, help="training digits (default 256)")
+    parallel.add_argument("--seed", type=_usage(check_seed, "seed", number=True), default=0, help="seed of the run")
 
 # %% ../nbs/90_cli.ipynb #66ac249c
 def _info(args) -> int:
@@ -390,13 +409,40 @@ def _bench(args) -> int:
     return 1 if report["errors"] else 0
 
 
-COMMANDS = {"info": _info, "demo": _demo, "datasets": _datasets, "bench": _bench}
+def _parallel_environment(args, parser, environ=os.environ) -> None:
+    "Before Keras starts: the JAX backend, and `--cpu-devices` virtual devices (XLA reads its flags once)."
+    if environ.get("KERAS_BACKEND", "jax") != "jax":
+        parser.error(f"mmgen parallel runs on JAX (keras.distribution); KERAS_BACKEND is {environ['KERAS_BACKEND']!r}")
+    if args.processes > 1 and not args.coordinator:
+        parser.error("--processes > 1 needs --coordinator host:port (the address of process 0)")
+    if args.process_id >= args.processes:
+        parser.error(f"--process-id must be below --processes ({args.processes}); got {args.process_id}")
+    environ["KERAS_BACKEND"] = "jax"
+    if args.cpu_devices:
+        environ["XLA_FLAGS"] = (f"{environ.get('XLA_FLAGS', '')} "
+                                f"--xla_force_host_platform_device_count={args.cpu_devices}").strip()
+
+
+def _parallel(args) -> int:
+    from mmgen_nbdev.devices import join_processes, train_data_parallel
+    if args.processes > 1:
+        join_processes(args.coordinator, args.processes, args.process_id)
+    report = train_data_parallel(args.model, epochs=args.epochs, batch_size=args.batch_size, samples=args.samples,
+                                 seed=args.seed)
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+COMMANDS = {"info": _info, "demo": _demo, "datasets": _datasets, "bench": _bench, "parallel": _parallel}
+BEFORE_KERAS = {"parallel": _parallel_environment}
 
 
 def main(argv=None) -> int:
     "Run the `mmgen` command with `argv` (default: the process's arguments); a bad argument exits with status 2."
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in BEFORE_KERAS:
+        BEFORE_KERAS[args.command](args, parser)
     problem = keras_backend_problem()
     if problem:
         parser.error(problem)

@@ -22,8 +22,8 @@ from .references import BATCH_SIZE, bench_data, build, fit_inputs
 from ..checks import check_positive_int
 
 # %% auto #0
-__all__ = ['IN_TURNS', 'resident_mb', 'peak_resident_mb', 'EpochGate', 'train_in_turns', 'FreshProcess', 'run_script',
-           'ProcessTurns', 'ThreadTurns', 'take_turns']
+__all__ = ['IN_TURNS', 'resident_mb', 'peak_resident_mb', 'EpochGate', 'train_in_turns', 'with_this_package', 'FreshProcess',
+           'run_script', 'ProcessTurns', 'ThreadTurns', 'take_turns']
 
 # %% ../../nbs/91b_bench_turns.ipynb #1c5d724e
 def resident_mb() -> float:
@@ -94,13 +94,20 @@ def train_in_turns(configuration: dict, receive, send):
           "frames": len(dashboard.frames) if dashboard else 0})
 
 # %% ../../nbs/91b_bench_turns.ipynb #0ac394fb
+def with_this_package(pythonpath: str | None) -> str:
+    "`pythonpath` with the folder that holds this copy of `mmgen_nbdev` first."
+    here = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join([here] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != here])
+
+
 class FreshProcess:
     """A fresh Python process on `backend` running `script` (Python source) with `argument` as JSON in `sys.argv[1]`.
-    It answers in JSON lines on its standard output (other output is skipped); `env` adds environment variables."""
+    It answers in JSON lines on its standard output (other output is skipped); `env` adds environment variables.
+    It imports this copy of the package, installed or not."""
 
     def __init__(self, script: str, argument, backend: str, env: dict | None = None):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
-               **(env or {})}
+               "PYTHONPATH": with_this_package(os.environ.get("PYTHONPATH")), **(env or {})}
         self.errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty library cannot block the worker
         self.process = subprocess.Popen([sys.executable, "-c", script, json.dumps(argument)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.errors, text=True, env=env)
