@@ -15,7 +15,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['BACKENDS', 'backend_name', 'BackendReport', 'backend_report', 'set_seed', 'gradient_tape', 'value_and_gradients',
            'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with', 'batch_devices',
-           'check_divides_over_devices', 'share_of_replicas', 'check_precision_supported']
+           'check_divides_over_devices', 'share_of_replicas', 'refuse_tf_distribute', 'check_precision_supported']
 
 # %% ../nbs/00_backend.ipynb #60318731
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -315,6 +315,15 @@ def share_of_replicas(loss):
     import tensorflow as tf
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss if replicas == 1 else loss / replicas
+
+
+def refuse_tf_distribute(model, reason: str | None):
+    """Raise a `RuntimeError` saying `reason` (why the model cannot) if `model` was built under a TensorFlow
+    `tf.distribute` strategy with several replicas; nothing when `reason` is None."""
+    if reason and backend_name() == "tensorflow" and model.distribute_strategy.num_replicas_in_sync > 1:
+        raise RuntimeError(f"A {type(model).__name__} cannot train under a tf.distribute strategy with several "
+                           f"replicas: {reason} Train it data-parallel on JAX instead: KERAS_BACKEND=jax and "
+                           "mmgen_nbdev.devices.data_parallel().")
 
 # %% ../nbs/00_backend.ipynb #1262f2ef
 def _all_layers(layer):

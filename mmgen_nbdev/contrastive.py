@@ -71,6 +71,8 @@ class ContrastiveEncoder(ComposedModel, keras.Model):
     temperature starts at `temperature` and is learned unless `learn_temperature` is False."""
     offers = ("embed",)
     networks = ("encoders",)
+    tf_distribute_problem = ("InfoNCE's negatives are the other pairs of the whole batch, but each replica would "
+                             "see only its share of it (a different loss) without a cross-replica gather.")
 
     def __init__(self, encoders: dict, temperature: float = 0.1, learn_temperature: bool = True, **kwargs):
         super().__init__(**kwargs)

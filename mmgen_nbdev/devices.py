@@ -16,6 +16,9 @@ __all__ = ['PARALLEL_MODELS', 'POLICIES', 'data_parallel', 'on_virtual_devices',
            'train_data_parallel', 'run_processes', 'losses_under_policies']
 
 # %% ../nbs/08c_devices.ipynb #4bcf8827
+_STRATEGIES = {}
+
+
 def data_parallel(devices: int | None = None):
     """A data-parallel distribution over the first `devices` devices (all by default), for
     `with data_parallel().scope():` around building and training a model. JAX: Keras's
@@ -28,10 +31,10 @@ def data_parallel(devices: int | None = None):
                            "torch.distributed outside Keras.")
     available = keras.distribution.list_devices()
     count = len(available) if devices is None else check_integer(devices, "devices", 1, len(available))
-    if name == "tensorflow":
+    if name == "tensorflow":  # one strategy per set of devices: a second one's collectives collide with the first's
         import tensorflow as tf
-        return tf.distribute.MirroredStrategy([f"/{d.split(':')[0].upper()}:{d.split(':')[1]}"
-                                               for d in available[:count]])
+        chosen = tuple(f"/{d.split(':')[0].upper()}:{d.split(':')[1]}" for d in available[:count])
+        return _STRATEGIES.setdefault(chosen, tf.distribute.MirroredStrategy(list(chosen)))
     import jax
     # several processes feed their own shares of the data (`process_share`), so Keras must not shard it again
     return keras.distribution.DataParallel(devices=available[:count], auto_shard_dataset=jax.process_count() == 1)
@@ -149,20 +152,22 @@ POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 def losses_under_policies(build, steps: int = 12, policies=POLICIES, key: str = "loss") -> dict:
     """Per dtype policy, the logged `key` of each of `steps` training steps that updated the weights, for the
     compiled model and data `build()` returns (`(model, (x, ...))`, built afresh under each policy and trained on
-    the data as one batch); `mixed_float16`'s first steps, skipped while its loss scale falls, are left out."""
+    the data as one batch); `mixed_float16`'s first steps, skipped while its loss scale falls, are left out (for a model with one optimizer:
+    a GAN's two players may skip different steps)."""
     steps = check_positive_int(steps, "steps")
     losses = {}
     for policy in policies:
         keras.config.set_dtype_policy(check_choice(policy, "policy", POLICIES))
         try:
             model, data = build()
+            scaler = model.optimizer
+            scaled = isinstance(scaler, keras.optimizers.LossScaleOptimizer)
+            start = float(scaler.dynamic_scale.numpy()) if scaled and scaler.built else getattr(scaler, "initial_scale", 1)
             batch = len(keras.tree.flatten(data[0])[0])
             history = model.fit(*data, epochs=steps, batch_size=batch, shuffle=False, verbose=0).history[key]
         finally:
             keras.config.set_dtype_policy("float32")
-        scaler = model.optimizer
-        skipped = 0
-        if isinstance(scaler, keras.optimizers.LossScaleOptimizer):  # no growth in under 2,000 steps: only halvings
-            skipped = int(round(np.log2(scaler.initial_scale / float(scaler.dynamic_scale.numpy()))))
+        # no growth in under 2,000 steps: only halvings, one per skipped step
+        skipped = int(round(np.log2(start / float(scaler.dynamic_scale.numpy())))) if scaled else 0
         losses[policy] = [float(v) for v in history[skipped:]]
     return losses

@@ -15,8 +15,8 @@ from .modalities import ComposedModel, check_batch, check_image_shape, check_pos
 
 # %% auto #0
 __all__ = ['GAN_LOSSES', 'discriminator_loss', 'generator_loss', 'condition_network', 'mlp_generator', 'mlp_discriminator',
-           'dcgan_generator', 'dcgan_discriminator', 'GAN', 'scaled_by', 'apply_scaled', 'refuse_tf_distribute',
-           'check_modes', 'mode_coverage', 'mode_spread', 'gan_optimizers']
+           'dcgan_generator', 'dcgan_discriminator', 'GAN', 'scaled_by', 'apply_scaled', 'check_modes', 'mode_coverage',
+           'mode_spread', 'gan_optimizers']
 
 # %% ../nbs/05_gan.ipynb #6bda497f
 GAN_LOSSES = ("non_saturating", "minimax", "wasserstein_gp")
@@ -155,6 +155,8 @@ class GAN(ComposedModel, PortableModel):
     checked on the data. `update` says which players a training step moves: "both" (training), or only the
     discriminator ("d") or only the generator ("g"), as the GAN playground's step buttons do."""
     offers = ("decode", "generate")
+    tf_distribute_problem = ("its two optimizers step in one replica step, which desynchronises the replicas' "
+                             "collectives in Keras 3.15 (keras-team/keras#20164).")
 
     def __init__(self, generator, discriminator, loss: str = "non_saturating", d_steps: int = 1,
                  gp_weight: float = 10.0, value_range=None, seed: int | None = None, update: str = "both", **kwargs):
@@ -212,22 +214,11 @@ def apply_scaled(scaler, optimizer, gradients, variables):
     scaler.step_counter.assign(ops.where(ops.logical_and(finite, ops.logical_not(grow)), counter + 1, 0))
 
 
-def refuse_tf_distribute(model):
-    """Raise a `RuntimeError` if `model` was built under a TensorFlow `tf.distribute` strategy with several
-    replicas: two optimizers stepping in one replica step desynchronise its collectives in Keras 3.15
-    (keras-team/keras#20164). JAX's `keras.distribution` trains the GAN data-parallel."""
-    if backend_name() == "tensorflow" and model.distribute_strategy.num_replicas_in_sync > 1:
-        raise RuntimeError("A GAN cannot train under a tf.distribute strategy with several replicas in Keras 3.15: "
-                           "its two optimizers' updates desynchronise the replicas' collectives (keras-team/keras"
-                           "#20164). Train it data-parallel on JAX: KERAS_BACKEND=jax and "
-                           "mmgen_nbdev.devices.data_parallel().")
-
 # %% ../nbs/05_gan.ipynb #d2b0eed6
 @patch
 def compile(self: GAN, d_optimizer=None, g_optimizer=None, **kwargs):
     """Compile with one optimizer per network (default: Adam(2e-4, beta_1=0.5) for both); under the
     `mixed_float16` policy Keras wraps their router in a `LossScaleOptimizer`, whose scale both players use."""
-    refuse_tf_distribute(self)
     self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
     self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
     d_ids = {id(v) for v in self.discriminator.trainable_variables}

@@ -12,7 +12,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from .backend import batch_devices, check_divides_over_devices, check_precision_supported
+from .backend import (batch_devices, check_divides_over_devices, check_precision_supported,
+                                 refuse_tf_distribute)
 from .callbacks import with_guard
 from .checks import check_choice, check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
@@ -299,7 +300,9 @@ class CheckedLoops(SavesRandomState):
     """Mixin for a `keras.Model`: `fit`, `evaluate` and `predict` check their counts and their inputs (with
     `check_inputs`) before Keras traces anything, `fit` stops at the first batch whose loss is NaN or infinite
     (`StopOnNonFinite`: streamed data are only seen batch by batch), a loop that fails drops what it traced (so a
-    failed call cannot break the next), and the model's random state is saved with its weights."""
+    failed call cannot break the next), and the model's random state is saved with its weights. A model that
+    cannot train under a TensorFlow `tf.distribute` strategy says why in `tf_distribute_problem`."""
+    tf_distribute_problem: str | None = None
 
     def check_inputs(self, x, name: str):
         "Raise a `ValueError` naming `name` if `x` is not valid input; subclasses say what valid is."
@@ -327,6 +330,7 @@ class CheckedLoops(SavesRandomState):
             self.check_inputs(validation_data, "validation_data")
         check_batches_share_devices(self, "fit", arguments)
         check_precision_supported(self)
+        refuse_tf_distribute(self, self.tf_distribute_problem)
         arguments["callbacks"] = with_guard(arguments.get("callbacks"))
         return self._run_loop(super().fit, arguments)
 
