@@ -4,12 +4,20 @@ gpu-DATE.md. Run it whenever a GPU machine is lent, and commit the Markdown with
 
     KERAS_BACKEND=jax python benchmarks/gpu.py --out gpu-out                 # on the GPU machine
     KERAS_BACKEND=jax python benchmarks/gpu.py --out gpu-out --quick         # a smoke run (works on a CPU too)
+    KERAS_BACKEND=jax python benchmarks/gpu.py --out gpu-out --devices 1,8 --dtype-policy mixed_bfloat16
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 KERAS_BACKEND=jax \
+        python benchmarks/gpu.py --out gpu-out --quick --devices 1,4           # data parallelism on a CPU
+
+`--devices` lists device counts to train data-parallel on (keras.distribution.DataParallel over the first N
+devices); with more than one count, each row's scaling efficiency is its samples/s over N times the one-device
+row's (1.0 is perfect scaling).
 
 On the GPU machine, Keras and its pure-Python dependencies come as wheels carried with the working tree (see
 /work/shared/notes/platform.md); put the repository on PYTHONPATH. The references of `mmgen bench` are TensorFlow
 code, so this script measures ours only; the ratios to the references come from `mmgen bench` on a CPU.
 """
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -92,8 +100,9 @@ def markdown(report: dict) -> str:
     lines = [f"# GPU benchmark, {report['date']}", "", f"{report['device']}; {m['cpu']}, {m['cores']} cores; Python "
              f"{m['python']}, Keras {m['keras']}, " + ", ".join(f"{b} {v}" for b, v in m["backends"].items())
              + f"; backend {report['backend']}; batch {report['batch_size']}.", "",
-             "| model | dtype policy | samples/s (median [min–max]) | GPU util. mean / max % | GPU memory MiB | "
-             "time to quality (s, epochs) | final quality |", "|---|---|---|---|---|---|---|"]
+             "| model | dtype policy | devices | samples/s (median [min–max]) | scaling efficiency | GPU util. mean / "
+             "max % | GPU memory MiB | time to quality (s, epochs) | final quality |", "|---|---|---|---|---|---|---|---|---|"]
+    single = {(row["model"], row["dtype_policy"]): row for row in report["rows"] if row["devices"] == 1}
     for row in report["rows"]:
         t, q = row["throughput"], row["time_to_quality"]
         speed = "error" if "error" in t else (lambda s: f"{s['median']:,.0f} [{s['min']:,.0f}–{s['max']:,.0f}]")(
@@ -107,8 +116,14 @@ def markdown(report: dict) -> str:
         else:
             took = f"{q['seconds']:.1f} ({q['epochs']})" if q["seconds"] is not None else "not reached"
             final = f"{name} {q['history'][-1]:.3g} (target {comparison} {target})"
-        lines.append(f"| {row['model']} | {row['dtype_policy']} | {speed} | {util} | {memory} | {took} | {final} |")
-    errors = [(row["model"], row["dtype_policy"], r["error"]) for row in report["rows"]
+        base = single.get((row["model"], row["dtype_policy"]), {}).get("throughput", {})
+        efficiency = "–"
+        if "samples_per_second" in base and "samples_per_second" in t and row["devices"] > 1:
+            ours, one = (summarize(r["samples_per_second"])["median"] for r in (t, base))
+            efficiency = f"{ours / (row['devices'] * one):.2f}"
+        lines.append(f"| {row['model']} | {row['dtype_policy']} | {row['devices']} | {speed} | {efficiency} | {util} | "
+                     f"{memory} | {took} | {final} |")
+    errors = [(row["model"], f"{row['dtype_policy']} on {row['devices']}", r["error"]) for row in report["rows"]
               for r in (row["throughput"], row["time_to_quality"]) if "error" in r]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {m} {p}: {e.strip().splitlines()[-1]}" for m, p, e in errors]
@@ -121,7 +136,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=10, help="timed epochs of the throughput measurement")
     parser.add_argument("--max-epochs", type=int, default=200, help="epoch limit of time to quality")
-    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--policies", "--dtype-policy", dest="policies", default=",".join(POLICIES),
+                        help="comma-separated dtype policies (float32, mixed_float16, mixed_bfloat16)")
+    parser.add_argument("--devices", default="1", help="comma-separated device counts to train data-parallel on")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     backend = os.environ["KERAS_BACKEND"]
@@ -130,15 +147,17 @@ def main(argv=None):
                             text=True).stdout.strip() if shutil.which("nvidia-smi") else "no GPU (nvidia-smi absent)"
     report = {"date": time.strftime("%Y-%m-%d"), "device": device, "backend": backend, "batch_size": args.batch_size,
               "machine": machine_description(), "rows": []}
-    for model in MODELS:
-        for policy in args.policies.split(","):
-            common = {"model": model, "implementation": "ours", "n": n, "batch_size": args.batch_size,
-                      "dtype_policy": policy}
-            print(f"{model} {policy}", flush=True)
-            report["rows"].append({"model": model, "dtype_policy": policy,
-                                   "throughput": speed(common, backend, epochs),
-                                   "time_to_quality": run({"kind": "time_to_quality", "max_epochs": max_epochs,
-                                                           **common}, backend)})
+    device_counts = [int(d) for d in args.devices.split(",")]
+    if any(d < 1 or args.batch_size % d for d in device_counts):
+        parser.error(f"--devices must be positive counts that divide --batch-size {args.batch_size}; got {args.devices}")
+    for model, policy, devices in itertools.product(MODELS, args.policies.split(","), device_counts):
+        common = {"model": model, "implementation": "ours", "n": n, "batch_size": args.batch_size,
+                  "dtype_policy": policy, **({"devices": devices} if devices > 1 else {})}
+        print(f"{model} {policy} on {devices} device(s)", flush=True)
+        report["rows"].append({"model": model, "dtype_policy": policy, "devices": devices,
+                               "throughput": speed(common, backend, epochs),
+                               "time_to_quality": run({"kind": "time_to_quality", "max_epochs": max_epochs,
+                                                       **common}, backend)})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(report, indent=1))
     text = markdown(report)

@@ -12,7 +12,7 @@ from .backend import backend_name, batch_devices
 from .checks import check_choice, check_integer, check_positive_int, check_seed
 
 # %% auto #0
-__all__ = ['PARALLEL_MODELS', 'POLICIES', 'data_parallel', 'on_virtual_devices', 'join_processes', 'process_share',
+__all__ = ['PARALLEL_MODELS', 'POLICIES', 'data_parallel', 'on_virtual_devices', 'join_processes', 'process_share', 'use_devices',
            'train_data_parallel', 'run_processes', 'losses_under_policies']
 
 # %% ../nbs/08c_devices.ipynb #4bcf8827
@@ -79,6 +79,15 @@ def process_share(samples: int, batch_size: int, processes: int | None = None, p
                          f"={samples} into whole batches of {batch_size}.")
     index = np.arange(samples)
     return index[(index % batch_size) // (batch_size // processes) == process_id]
+
+# %% ../nbs/08c_devices.ipynb #7234cc80
+def use_devices(devices: int | None = None) -> None:
+    """Make every model built and trained from now on data-parallel over the first `devices` devices (all by
+    default), with `keras.distribution.set_distribution` (JAX only)."""
+    if backend_name() != "jax":
+        raise RuntimeError(f"use_devices sets keras.distribution's global distribution, which only JAX has; the "
+                           f"backend is {backend_name()}: set KERAS_BACKEND=jax, or use `with data_parallel().scope():`.")
+    keras.distribution.set_distribution(data_parallel(devices))
 
 # %% ../nbs/08c_devices.ipynb #22548e70
 PARALLEL_MODELS = ("vae", "gan")

@@ -11,6 +11,7 @@ import numpy as np
 
 from .checks import (
     check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed)
+from .modalities import predict_padded
 from .readers import (
     _check_level, _images, digit_classifier, read_colour, read_digits, read_shape_factors, shape_classifier)
 
@@ -72,7 +73,7 @@ def frechet_distance(features_a, features_b) -> float:
 
 # %% ../nbs/07_metrics.ipynb #2c8f6d0e
 def _features(images, extractor):
-    return extractor.predict(np.asarray(images, "float32"), batch_size=256, verbose=0)
+    return predict_padded(extractor, np.asarray(images, "float32"))  # padded when several devices share a batch
 
 
 def digit_frechet_distance(real_images, generated_images, image_size: int = 16) -> float:

@@ -20,8 +20,8 @@ from .checks import check_choice, check_finite, check_integer, check_number, che
 # %% auto #0
 __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
            'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
-           'sample_count', 'padded', 'check_batches_share_devices', 'SavesRandomState', 'check_shape', 'CheckedLoops',
-           'ModelProtocol', 'deprecated_alias', 'in_batches', 'compiled_call', 'serialize_networks',
+           'sample_count', 'padded', 'predict_padded', 'check_batches_share_devices', 'SavesRandomState', 'check_shape',
+           'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches', 'compiled_call', 'serialize_networks',
            'deserialize_networks', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
@@ -234,6 +234,17 @@ def sample_count(x) -> int | None:
 def padded(x, extra: int):
     "The arrays of `x` with their last sample repeated `extra` times."
     return keras.tree.map_structure(lambda a: np.concatenate([a, np.repeat(a[-1:], extra, axis=0)]), x)
+
+
+def predict_padded(model, x, batch_size: int = 256):
+    """`model.predict(x)` for any Keras model (a classifier, a feature network) when several devices share each
+    batch: `x` padded to a whole number of shares, the padding's outputs dropped."""
+    samples, devices = sample_count(x), batch_devices(model)[1]
+    check_divides_over_devices(batch_size, None, model)
+    if not samples or samples % devices == 0:
+        return model.predict(x, batch_size=batch_size, verbose=0)
+    outputs = model.predict(padded(x, devices - samples % devices), batch_size=batch_size, verbose=0)
+    return keras.tree.map_structure(lambda out: out[:samples], outputs)
 
 
 def check_batches_share_devices(model, method: str, arguments: dict):

@@ -11,6 +11,7 @@ from keras import layers
 
 from .backend import set_seed
 from .checks import check_choice, check_finite, check_integer, check_positive_int, check_seed, is_integer
+from .modalities import predict_padded
 from .digits import load_digits
 from .multidigits import MEL_BANDS, caption_digit, load_multidigits, multidigits_vocabulary
 from .shapes import _RGB, SHAPE_FACTORS, SHAPE_LEVELS, load_shapes, shapes_vocabulary
@@ -91,7 +92,7 @@ def read_digits(modality: str, values, image_size: int = 16) -> np.ndarray:
     if modality == "image":
         images = _images(values, "values", (image_size, image_size, 1))
         classifier, _ = digit_classifier(image_size)
-        return np.argmax(classifier.predict(images, batch_size=256, verbose=0), -1).astype("int32")
+        return np.argmax(predict_padded(classifier, images), -1).astype("int32")
     spectrograms = check_finite(values, "values")
     if spectrograms.ndim != 3 or spectrograms.shape[-1] != MEL_BANDS:
         raise ValueError(f"`values` must be log-mel spectrograms of shape (N, frames, {MEL_BANDS}); got "
@@ -184,7 +185,7 @@ def read_shape_factors(modality: str, values, level: int = 2) -> dict:
     if grey.shape[1] != grey.shape[2] or grey.shape[1] < 8 or not len(grey):
         raise ValueError(f"`values` must be square RGB images at least 8 pixels wide, (N, size, size, 3) with N ≥ 1; "
                          f"got {np.shape(values)}.")
-    logits = shape_classifier(level, grey.shape[1]).predict(grey, batch_size=256, verbose=0)
+    logits = predict_padded(shape_classifier(level, grey.shape[1]), grey)
     factors = {f: np.argmax(v, axis=-1).astype("int32") for f, v in logits.items()}
     if "colour" in SHAPE_LEVELS[level]:
         factors["colour"] = read_colour(values)

@@ -8,9 +8,12 @@
 #     the live dashboard: tests/test_lab.py starts JupyterLab on 127.0.0.1, runs tests/fixtures/lab_dashboard.ipynb
 #     in headless Chromium and checks that the dashboard's samples, curves and status change while the VAE trains,
 #     that no request leaves the machine and that the replay slider works; screenshots in test-artifacts/lab/);
-#  5. the backend-sensitive tests (`-m backends`) again on JAX and on PyTorch, after installing their CPU builds
-#     (PyTorch's from PyTorch's own CPU wheel index, as its install page documents; the package index's torch is
-#     the CUDA build with ~19 nvidia/triton packages, so it is only the fallback where that index is unreachable);
+#     Before the notebooks, JAX's and PyTorch's CPU builds are installed (PyTorch's from PyTorch's own CPU wheel index, as its
+#     install page documents; the package index's torch is the CUDA build with ~19 nvidia/triton packages, so it is
+#     only the fallback where that index is unreachable): tests/test_devices.py runs JAX workers on four virtual
+#     CPU devices and two joined processes, and TensorFlow and PyTorch workers, whatever backend pytest runs on
+#     (and so does the devices chapter);
+#  5. the backend-sensitive tests (`-m backends`) again on JAX and on PyTorch;
 #  6. a total over all of it, printed last.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -73,6 +76,20 @@ if [ "$(snapshot)" != "$before" ]; then
   finish 1 "library out of sync"
 fi
 
+step "installing the jax and torch CPU builds"
+python -m pip install -q "jax[cpu]==0.10.2" || finish 1 "installing jax"
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+if python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=15)" \
+    "$TORCH_CPU_INDEX" 2>/dev/null; then
+  echo "torch: from PyTorch's CPU wheel index"
+  python -m pip install -q "torch==2.13.0" --index-url "$TORCH_CPU_INDEX" || finish 1 "installing torch"
+else
+  echo "torch: PyTorch's CPU wheel index is unreachable; installing torch==2.13.0 from the configured package index"
+  python -m pip install -q "torch==2.13.0" || finish 1 "installing torch"
+fi
+python -c "import torch; print('torch', torch.__version__, 'installed:',
+           'the CPU build' if torch.version.cuda is None else f'a CUDA {torch.version.cuda} build')"
+
 step "nbdev_test: every notebook, top to bottom"
 nbdev_test --n_workers 2 > "$RESULTS/nbdev_test.log" 2>&1
 nb_status=$?
@@ -87,20 +104,6 @@ NOTEBOOKS_PASSED=$((notebooks - NOTEBOOKS_FAILED))
 step "pytest on tensorflow"
 KERAS_BACKEND=tensorflow python -m pytest tests -p no:cacheprovider -q -rfE --junitxml="$RESULTS/tensorflow.xml"
 status=$?
-
-step "installing the jax and torch CPU builds"
-python -m pip install -q "jax[cpu]==0.10.2" || finish 1 "installing jax"
-TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
-if python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=15)" \
-    "$TORCH_CPU_INDEX" 2>/dev/null; then
-  echo "torch: from PyTorch's CPU wheel index"
-  python -m pip install -q "torch==2.13.0" --index-url "$TORCH_CPU_INDEX" || finish 1 "installing torch"
-else
-  echo "torch: PyTorch's CPU wheel index is unreachable; installing torch==2.13.0 from the configured package index"
-  python -m pip install -q "torch==2.13.0" || finish 1 "installing torch"
-fi
-python -c "import torch; print('torch', torch.__version__, 'installed:',
-           'the CPU build' if torch.version.cuda is None else f'a CUDA {torch.version.cuda} build')"
 
 for backend in jax torch; do
   step "pytest -m backends on $backend"

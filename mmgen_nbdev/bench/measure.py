@@ -157,13 +157,17 @@ def measure_dashboard_overhead(backend: str, model: str = "vae", rounds: int = 3
 # %% ../../nbs/91c_bench_measure.ipynb #b728d2f4
 def run_task(task: dict) -> dict:
     """Run one benchmark task in this process: `{'kind': 'time_to_quality', 'model', …}`, the other keys being the
-    measuring function's arguments, plus an optional Keras `dtype_policy`."""
+    measuring function's arguments, plus an optional Keras `dtype_policy` and a number of `devices` to train
+    data-parallel on (JAX)."""
     kinds = {"time_to_quality": measure_time_to_quality}
     if task.get("kind") not in kinds:
         raise ValueError(f"`task['kind']` must be one of {tuple(kinds)}; got {task.get('kind')!r}.")
     if "dtype_policy" in task:  # e.g. "mixed_float16"; it must be set before any layer is built
         keras.config.set_dtype_policy(task["dtype_policy"])
-    kwargs = {k: v for k, v in task.items() if k not in ("kind", "dtype_policy")}
+    if task.get("devices"):
+        from mmgen_nbdev.devices import use_devices
+        use_devices(task["devices"])
+    kwargs = {k: v for k, v in task.items() if k not in ("kind", "dtype_policy", "devices")}
     return {**task, "backend": keras.backend.backend(), **kinds[task["kind"]](**kwargs)}
 
 # %% ../../nbs/91c_bench_measure.ipynb #de9b538a

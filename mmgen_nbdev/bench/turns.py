@@ -72,6 +72,9 @@ def train_in_turns(configuration: dict, receive, send):
     c = configuration
     if "dtype_policy" in c:  # e.g. "mixed_float16"; it must be set before any layer is built
         keras.config.set_dtype_policy(c["dtype_policy"])
+    if c.get("devices"):  # data-parallel over this many devices (JAX)
+        from mmgen_nbdev.devices import use_devices
+        use_devices(c["devices"])
     before = resident_mb()
     data = bench_data(c["model"], c.get("n"))
     net, _ = build(c["model"], c["implementation"])
