@@ -99,7 +99,8 @@ def train_in_turns(configuration: dict, receive, send):
 # %% ../../nbs/91b_bench_turns.ipynb #0ac394fb
 def with_this_package(pythonpath: str | None) -> str:
     "`pythonpath` with the folder that holds this copy of `mmgen_nbdev` first."
-    here = str(Path(__file__).resolve().parents[2])
+    import mmgen_nbdev
+    here = str(Path(mmgen_nbdev.__file__).resolve().parents[1])
     return os.pathsep.join([here] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != here])
 
 
