@@ -3,6 +3,7 @@
 # %% ../nbs/00_backend.ipynb #658f60b6
 from __future__ import annotations
 
+import contextlib
 import importlib
 import numbers
 import os
@@ -15,7 +16,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['BACKENDS', 'backend_name', 'BackendReport', 'backend_report', 'set_seed', 'gradient_tape', 'value_and_gradients',
            'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with', 'batch_devices',
-           'check_divides_over_devices', 'share_of_replicas', 'refuse_tf_distribute', 'check_precision_supported']
+           'check_divides_over_devices', 'spread_over_devices', 'one_device', 'mirrored_strategy', 'processes',
+           'initialize_processes', 'share_of_replicas', 'refuse_tf_distribute', 'check_precision_supported']
 
 # %% ../nbs/00_backend.ipynb #60318731
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -305,6 +307,57 @@ def check_divides_over_devices(batch_size: int, samples: int | None = None, mode
         raise ValueError(f"{samples} samples in batches of `{name}`={batch_size} leave a last batch of {last}, "
                          f"which does not divide evenly over {where}; drop {last % local} samples (or pass a "
                          f"batch size that divides {samples}).")
+
+# %% ../nbs/00_backend.ipynb #54544714
+def spread_over_devices(model) -> bool:
+    "Whether `model`'s variables are shared by several devices (it was built under a distribution or strategy)."
+    if backend_name() == "tensorflow":
+        return getattr(model, "distribute_strategy", None) is not None and \
+            model.distribute_strategy.num_replicas_in_sync > 1
+    if backend_name() != "jax" or not model.variables:
+        return False
+    return any(len(v.value.sharding.device_set) > 1 for v in model.variables)
+
+
+@contextlib.contextmanager
+def one_device():
+    "Inside, models are built, trained and run on one device, whatever `keras.distribution` distribution is set (JAX)."
+    if backend_name() != "jax":
+        yield
+        return
+    saved = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(saved)
+
+# %% ../nbs/00_backend.ipynb #ff612fd8
+_MIRRORED = {}
+
+
+def mirrored_strategy(devices) -> object:
+    "TensorFlow's `tf.distribute.MirroredStrategy` over `devices` (Keras names, e.g. 'cpu:0'), one per device set."
+    import tensorflow as tf
+    chosen = tuple(f"/{d.split(':')[0].upper()}:{d.split(':')[1]}" for d in devices)
+    if chosen not in _MIRRORED:
+        _MIRRORED[chosen] = tf.distribute.MirroredStrategy(list(chosen))
+    return _MIRRORED[chosen]
+
+
+def processes() -> tuple[int, int]:
+    "How many processes train together and this one's number: JAX's distributed runtime; `(1, 0)` elsewhere."
+    if backend_name() != "jax":
+        return 1, 0
+    import jax
+    return jax.process_count(), jax.process_index()
+
+
+def initialize_processes(coordinator: str, count: int, process_id: int) -> None:
+    "Join JAX's distributed runtime through `keras.distribution.initialize`, with Gloo's collectives on CPUs."
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize(coordinator, count, process_id)
 
 # %% ../nbs/00_backend.ipynb #4a3a925a
 def share_of_replicas(loss):

@@ -8,7 +8,9 @@ import os
 import keras
 import numpy as np
 
-from .backend import backend_name, batch_devices
+from .backend import backend_name, batch_devices, initialize_processes, mirrored_strategy
+from .backend import processes as running_processes
+from .workers import run_script, with_this_package
 from .checks import check_choice, check_integer, check_positive_int, check_seed
 
 # %% auto #0
@@ -16,9 +18,6 @@ __all__ = ['PARALLEL_MODELS', 'POLICIES', 'data_parallel', 'on_virtual_devices',
            'train_data_parallel', 'run_processes', 'losses_under_policies']
 
 # %% ../nbs/08c_devices.ipynb #4bcf8827
-_STRATEGIES = {}
-
-
 def data_parallel(devices: int | None = None):
     """A data-parallel distribution over the first `devices` devices (all by default), for
     `with data_parallel().scope():` around building and training a model. JAX: Keras's
@@ -31,21 +30,17 @@ def data_parallel(devices: int | None = None):
                            "torch.distributed outside Keras.")
     available = keras.distribution.list_devices()
     count = len(available) if devices is None else check_integer(devices, "devices", 1, len(available))
-    if name == "tensorflow":  # one strategy per set of devices: a second one's collectives collide with the first's
-        import tensorflow as tf
-        chosen = tuple(f"/{d.split(':')[0].upper()}:{d.split(':')[1]}" for d in available[:count])
-        return _STRATEGIES.setdefault(chosen, tf.distribute.MirroredStrategy(list(chosen)))
-    import jax
+    if name == "tensorflow":
+        return mirrored_strategy(available[:count])
     # several processes feed their own shares of the data (`process_share`), so Keras must not shard it again
-    return keras.distribution.DataParallel(devices=available[:count], auto_shard_dataset=jax.process_count() == 1)
+    return keras.distribution.DataParallel(devices=available[:count], auto_shard_dataset=running_processes()[0] == 1)
 
 # %% ../nbs/08c_devices.ipynb #95f4f507
 def on_virtual_devices(script: str, argument=None, devices: int = 4, timeout: float = 600) -> dict:
     """Run the Python `script` in a fresh JAX process that sees `devices` virtual CPU devices, with `argument` as
     JSON in `sys.argv[1]`; return the last JSON dictionary it prints (or `{'error': ...}` saying why there is none)."""
-    from mmgen_nbdev.bench.turns import run_script
-    devices = check_positive_int(devices, "devices")
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    from mmgen_nbdev.cli import virtual_cpu_flags
+    flags = virtual_cpu_flags(check_positive_int(devices, "devices"), os.environ.get("XLA_FLAGS"))
     return run_script(script, argument, "jax", timeout=timeout, env={"XLA_FLAGS": flags})
 
 # %% ../nbs/08c_devices.ipynb #b6d06c4a
@@ -60,19 +55,16 @@ def join_processes(coordinator: str, processes: int, process_id: int) -> None:
     if backend_name() != "jax":
         raise RuntimeError(f"Several processes train together on JAX only (keras.distribution.initialize); the "
                            f"backend is {backend_name()}: set KERAS_BACKEND=jax.")
-    import jax
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    keras.distribution.initialize(coordinator, processes, process_id)
+    initialize_processes(coordinator, processes, process_id)
 
 
 def process_share(samples: int, batch_size: int, processes: int | None = None, process_id: int | None = None):
     """The indices of the samples that process `process_id` of `processes` (default: this process, of all) feeds,
     in order, so that the processes' batches of `batch_size // processes` together are the batches of `batch_size`
     one process would take from `samples` samples."""
-    import jax
-    processes = jax.process_count() if processes is None else check_positive_int(processes, "processes")
-    process_id = jax.process_index() if process_id is None else check_integer(process_id, "process_id", 0,
-                                                                              processes - 1)
+    processes = running_processes()[0] if processes is None else check_positive_int(processes, "processes")
+    process_id = running_processes()[1] if process_id is None else check_integer(process_id, "process_id", 0,
+                                                                                 processes - 1)
     samples, batch_size = check_positive_int(samples, "samples"), check_positive_int(batch_size, "batch_size")
     if batch_size % processes or samples % batch_size:
         raise ValueError(f"`batch_size`={batch_size} must divide evenly over {processes} processes, and `samples`"
@@ -100,7 +92,6 @@ def train_data_parallel(model: str = "vae", epochs: int = 1, batch_size: int = 6
     logs and where they ran."""
     from mmgen_nbdev.data import load_digits
     from mmgen_nbdev.recipes import digits_cgan, digits_cgan_optimizers, digits_vae, digits_vae_optimizer
-    import jax
     model, seed = check_choice(model, "model", PARALLEL_MODELS), check_seed(seed)
     epochs = check_positive_int(epochs, "epochs")
     digits = load_digits("train", n=check_positive_int(samples, "samples"), image_size=16)
@@ -114,10 +105,11 @@ def train_data_parallel(model: str = "vae", epochs: int = 1, batch_size: int = 6
             network = digits_cgan(seed=seed)
             network.compile(**digits_cgan_optimizers())
             data = (digits["image"][share] * 2 - 1, digits["label"][share])
-        history = network.fit(*data, epochs=epochs, batch_size=batch_size // jax.process_count(), shuffle=False,
+        history = network.fit(*data, epochs=epochs, batch_size=batch_size // running_processes()[0], shuffle=False,
                               verbose=0).history
-    return {"model": model, "processes": jax.process_count(), "process": jax.process_index(),
-            "devices": len(jax.devices()), "logs": {key: [float(v) for v in values] for key, values in history.items()}}
+    count, index = running_processes()
+    return {"model": model, "processes": count, "process": index,
+            "devices": len(keras.distribution.list_devices()), "logs": {key: [float(v) for v in values] for key, values in history.items()}}
 
 # %% ../nbs/08c_devices.ipynb #63aa7abd
 def run_processes(model: str = "vae", processes: int = 2, cpu_devices: int = 2, port: int | None = None,
@@ -125,7 +117,7 @@ def run_processes(model: str = "vae", processes: int = 2, cpu_devices: int = 2, 
     """Run `mmgen parallel --model model` as `processes` processes on 127.0.0.1, each seeing `cpu_devices` virtual
     CPU devices, and return each process's report (or `{'error': ...}`)."""
     import json, socket, subprocess, sys, tempfile
-    from mmgen_nbdev.bench.turns import with_this_package
+    from mmgen_nbdev.cli import virtual_cpu_flags
     if port is None:
         with socket.socket() as free:
             free.bind(("127.0.0.1", 0))
@@ -134,7 +126,7 @@ def run_processes(model: str = "vae", processes: int = 2, cpu_devices: int = 2, 
                "--model", model, "--processes", str(processes), "--coordinator", f"127.0.0.1:{port}"]
     command += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
     # the package imports Keras before the command runs, so the backend and the devices are set here
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cpu_devices}".strip()
+    flags = virtual_cpu_flags(check_positive_int(cpu_devices, "cpu_devices"), os.environ.get("XLA_FLAGS"))
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": flags, "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONPATH": with_this_package(os.environ.get("PYTHONPATH"))}
     logs = [tempfile.TemporaryFile("w+") for _ in range(processes)]

@@ -12,17 +12,17 @@ import keras
 import numpy as np
 from keras import layers
 
-from .backend import (batch_devices, check_divides_over_devices, check_precision_supported,
-                                 refuse_tf_distribute)
+from .backend import (batch_devices, check_divides_over_devices, check_precision_supported, one_device,
+                                 refuse_tf_distribute, spread_over_devices)
 from .callbacks import with_guard
 from .checks import check_choice, check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
 # %% auto #0
 __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
            'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
-           'sample_count', 'padded', 'predict_padded', 'check_batches_share_devices', 'SavesRandomState', 'check_shape',
-           'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches', 'compiled_call', 'serialize_networks',
-           'deserialize_networks', 'ComposedModel']
+           'sample_count', 'padded', 'in_whole_shares', 'predict_padded', 'check_batches_share_devices',
+           'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches',
+           'compiled_call', 'serialize_networks', 'deserialize_networks', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -236,15 +236,23 @@ def padded(x, extra: int):
     return keras.tree.map_structure(lambda a: np.concatenate([a, np.repeat(a[-1:], extra, axis=0)]), x)
 
 
-def predict_padded(model, x, batch_size: int = 256):
-    """`model.predict(x)` for any Keras model (a classifier, a feature network) when several devices share each
-    batch: `x` padded to a whole number of shares, the padding's outputs dropped."""
-    samples, devices = sample_count(x), batch_devices(model)[1]
-    check_divides_over_devices(batch_size, None, model)
+def in_whole_shares(predict, x, devices: int):
+    "`predict(x)` with the arrays `x` padded to a whole number of shares of `devices`, the padding's outputs dropped."
+    samples = sample_count(x)
     if not samples or samples % devices == 0:
-        return model.predict(x, batch_size=batch_size, verbose=0)
-    outputs = model.predict(padded(x, devices - samples % devices), batch_size=batch_size, verbose=0)
-    return keras.tree.map_structure(lambda out: out[:samples], outputs)
+        return predict(x)
+    return keras.tree.map_structure(lambda out: out[:samples], predict(padded(x, devices - samples % devices)))
+
+
+def predict_padded(model, x, batch_size: int = 256):
+    """`model.predict(x)` for any Keras model (a classifier, a feature network), also while several devices share
+    each batch: a model built on one device predicts there (`one_device`); one spread over the devices gets `x`
+    padded to a whole number of shares, the padding's outputs dropped."""
+    if not spread_over_devices(model):
+        with one_device():
+            return model.predict(x, batch_size=batch_size, verbose=0)
+    check_divides_over_devices(batch_size, None, model)
+    return in_whole_shares(lambda v: model.predict(v, batch_size=batch_size, verbose=0), x, batch_devices(model)[1])
 
 
 def check_batches_share_devices(model, method: str, arguments: dict):
@@ -355,11 +363,9 @@ class CheckedLoops(SavesRandomState):
         arguments = check_loop_arguments("predict", x, *args, **kwargs)
         arguments["x"] = self.check_predict_inputs(x, "x")
         check_batches_share_devices(self, "predict", arguments)
-        samples, devices = sample_count(arguments["x"]), batch_devices(self)[1]
-        if not samples or samples % devices == 0:
-            return self._run_loop(super().predict, arguments)
-        arguments["x"] = padded(arguments["x"], devices - samples % devices)  # each sample is predicted alone
-        return keras.tree.map_structure(lambda out: out[:samples], self._run_loop(super().predict, arguments))
+        loop = super().predict  # each sample is predicted alone, so padding changes no other output
+        return in_whole_shares(lambda x: self._run_loop(loop, {**arguments, "x": x}), arguments["x"],
+                               batch_devices(self)[1])
 
 # %% ../nbs/02_modalities.ipynb #facb74c7
 PROTOCOL = ("embed", "posterior", "decode", "reconstruct", "generate")

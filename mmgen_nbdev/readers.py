@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .backend import set_seed
+from .backend import one_device, set_seed
 from .checks import check_choice, check_finite, check_integer, check_positive_int, check_seed, is_integer
 from .modalities import predict_padded
 from .digits import load_digits
@@ -51,11 +51,12 @@ def digit_classifier(image_size: int = 16, epochs: int = 30, seed: int = 0):
 def _digit_classifier(image_size, epochs, seed):
     train = load_digits("train", image_size=image_size)
     set_seed(seed)
-    model = _classifier_network(train["image"].shape[1:], 10)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(train["image"], train["label"], epochs=epochs, batch_size=64, verbose=0)
-    return model, keras.Model(model.input, model.get_layer("features").output)
+    with one_device():  # a judge, not a model being trained: one device, whatever distribution is set
+        model = _classifier_network(train["image"].shape[1:], 10)
+        model.compile(optimizer=keras.optimizers.Adam(2e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.fit(train["image"], train["label"], epochs=epochs, batch_size=64, verbose=0)
+        return model, keras.Model(model.input, model.get_layer("features").output)
 
 # %% ../nbs/07a_readers.ipynb #34752355
 def _unit_rows(v):
@@ -149,15 +150,17 @@ def _shape_classifier(level, image_size, epochs, seed):
     factors = _classified_factors(level)
     train = load_shapes(level, "train", image_size=image_size)
     set_seed(seed)
-    x = keras.Input((image_size, image_size, 1), name="image")
-    h = layers.MaxPooling2D()(layers.Conv2D(16, 3, padding="same", activation="relu")(x))
-    h = layers.MaxPooling2D()(layers.Conv2D(32, 3, padding="same", activation="relu")(h))
-    h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
-    model = keras.Model(x, {f: layers.Dense(len(SHAPE_FACTORS[f]), name=f)(h) for f in factors},
-                        name=f"shapes_level{level}_classifier")
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={f: loss for f in factors})
-    model.fit(_grey(train["image"]), {f: train["factors"][f] for f in factors}, epochs=epochs, batch_size=64, verbose=0)
+    with one_device():  # a judge, not a model being trained: one device, whatever distribution is set
+        x = keras.Input((image_size, image_size, 1), name="image")
+        h = layers.MaxPooling2D()(layers.Conv2D(16, 3, padding="same", activation="relu")(x))
+        h = layers.MaxPooling2D()(layers.Conv2D(32, 3, padding="same", activation="relu")(h))
+        h = layers.Dense(64, activation="relu")(layers.Flatten()(h))
+        model = keras.Model(x, {f: layers.Dense(len(SHAPE_FACTORS[f]), name=f)(h) for f in factors},
+                            name=f"shapes_level{level}_classifier")
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={f: loss for f in factors})
+        model.fit(_grey(train["image"]), {f: train["factors"][f] for f in factors}, epochs=epochs, batch_size=64,
+                  verbose=0)
     return model
 
 # %% ../nbs/07a_readers.ipynb #8f4841ce

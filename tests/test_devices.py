@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmgen_nbdev.backend import backend_name, set_seed
-from mmgen_nbdev.bench.turns import run_script
+from mmgen_nbdev.workers import run_script
 from mmgen_nbdev.data import load_digits, load_multidigits, multidigits_vocabulary
 from mmgen_nbdev.devices import POLICIES, losses_under_policies, on_virtual_devices, run_processes
 from mmgen_nbdev.ae import Autoencoder

@@ -22,8 +22,8 @@ from .references import BATCH_SIZE, bench_data, build, fit_inputs
 from ..checks import check_positive_int
 
 # %% auto #0
-__all__ = ['IN_TURNS', 'resident_mb', 'peak_resident_mb', 'EpochGate', 'train_in_turns', 'with_this_package', 'FreshProcess',
-           'run_script', 'ProcessTurns', 'ThreadTurns', 'take_turns']
+__all__ = ['IN_TURNS', 'resident_mb', 'peak_resident_mb', 'EpochGate', 'train_in_turns', 'ProcessTurns', 'ThreadTurns',
+           'take_turns', 'FreshProcess', 'run_script', 'with_this_package']
 
 # %% ../../nbs/91b_bench_turns.ipynb #1c5d724e
 def resident_mb() -> float:
@@ -96,74 +96,10 @@ def train_in_turns(configuration: dict, receive, send):
           "peak_resident_mb": peak_resident_mb(), "drawing_seconds": drawing[1:],
           "frames": len(dashboard.frames) if dashboard else 0})
 
-# %% ../../nbs/91b_bench_turns.ipynb #0ac394fb
-def with_this_package(pythonpath: str | None) -> str:
-    "`pythonpath` with the folder that holds this copy of `mmgen_nbdev` first."
-    import mmgen_nbdev
-    here = str(Path(mmgen_nbdev.__file__).resolve().parents[1])
-    return os.pathsep.join([here] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != here])
+# %% ../../nbs/91b_bench_turns.ipynb #d75f4b61
+from ..workers import FreshProcess, run_script, with_this_package
 
-
-class FreshProcess:
-    """A fresh Python process on `backend` running `script` (Python source) with `argument` as JSON in `sys.argv[1]`.
-    It answers in JSON lines on its standard output (other output is skipped); `env` adds environment variables.
-    It imports this copy of the package, installed or not."""
-
-    def __init__(self, script: str, argument, backend: str, env: dict | None = None):
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": with_this_package(os.environ.get("PYTHONPATH")), **(env or {})}
-        self.errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty library cannot block the worker
-        self.process = subprocess.Popen([sys.executable, "-c", script, json.dumps(argument)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=self.errors, text=True, env=env)
-
-    def send(self, line: str = "go"):
-        "Write one line to the worker's standard input (a dead worker is found out by the next `report`)."
-        try:
-            self.process.stdin.write(line + "\n")
-            self.process.stdin.flush()
-        except OSError:
-            pass
-
-    def report(self) -> dict:
-        "The worker's next report."
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
-        raise self.stopped()
-
-    def last_report(self, timeout: float | None = None) -> dict:
-        "Close the worker's input, wait for it to end (at most `timeout` seconds) and return its last report."
-        try:
-            out, _ = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"timed out after {timeout} s") from None
-        reports = [line for line in out.splitlines() if line.startswith("{")]
-        if self.process.returncode != 0 or not reports:
-            raise self.stopped()
-        return json.loads(reports[-1])
-
-    def stopped(self) -> RuntimeError:
-        "The error of a worker that ended without a report: its exit code and the end of its error output."
-        self.process.wait()
-        self.errors.seek(0)
-        return RuntimeError(f"the worker stopped (exit code {self.process.returncode}): "
-                            f"{self.errors.read().strip()[-2000:]}")
-
-    def close(self):
-        self.process.kill()
-        self.process.wait()
-        self.errors.close()
-
-# %% ../../nbs/91b_bench_turns.ipynb #f1c85b38
-def run_script(script: str, argument, backend: str, timeout: float | None = None, env: dict | None = None) -> dict:
-    "Run `script` once in a `FreshProcess`: its last report, or `{'error': ...}` saying why there is none."
-    worker = FreshProcess(script, argument, backend, env)
-    try:
-        return worker.last_report(timeout)
-    except RuntimeError as error:
-        return {"error": str(error)}
-    finally:
-        worker.close()
+_all_ = ["FreshProcess", "run_script", "with_this_package"]
 
 # %% ../../nbs/91b_bench_turns.ipynb #8f68dbd7
 IN_TURNS = """import json, sys
