@@ -21,11 +21,12 @@ import numpy as np
 import mmgen_nbdev
 from . import report
 from .checks import check_integer, check_positive_int, check_seed, check_writable_folder
+from .workers import virtual_cpu_flags
 
 # %% auto #0
 __all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'COMMANDS', 'BEFORE_KERAS',
-           'installed_backend_names', 'keras_backend_problem', 'virtual_cpu_flags', 'quiet_native_logs', 'import_keras',
-           'train_demo_vae', 'train_demo_gan', 'train_demo_multimodal', 'Laps', 'train_demo', 'measure_image_models',
+           'installed_backend_names', 'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'train_demo_vae',
+           'train_demo_gan', 'train_demo_multimodal', 'Laps', 'train_demo', 'measure_image_models',
            'measure_multimodal', 'measure_demo', 'load_demo_data', 'run_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #64b908c7
@@ -49,15 +50,6 @@ def keras_backend_problem(environ=os.environ) -> str | None:
         installed = ", ".join(map(repr, installed_backend_names())) or "none"
         return f"KERAS_BACKEND is {given!r}, which is not installed (installed: {installed})"
     return None
-
-
-def virtual_cpu_flags(devices: int, flags: str | None = None) -> str:
-    """`XLA_FLAGS` (after the given `flags`) that split the CPU into `devices` virtual devices, with XLA's 40-second
-    limit on a collective (an all-gather, a gradient sum) raised to 20 minutes: on a busy machine the devices'
-    threads can reach a collective far apart, and XLA would abort the process. Imports no framework."""
-    return " ".join(filter(None, [flags, f"--xla_force_host_platform_device_count={devices}",
-                                  "--xla_cpu_collective_call_terminate_timeout_seconds=1200",
-                                  "--xla_cpu_collective_timeout_seconds=1200"]))
 
 
 def quiet_native_logs(verbose: bool = False, environ=os.environ) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .backend import backend_name, batch_devices, initialize_processes, mirrored_strategy
 from .backend import processes as running_processes
-from .workers import run_script, with_this_package
+from .workers import run_script, virtual_cpu_flags, with_this_package
 from .checks import check_choice, check_integer, check_positive_int, check_seed
 
 # %% auto #0
@@ -39,7 +39,6 @@ def data_parallel(devices: int | None = None):
 def on_virtual_devices(script: str, argument=None, devices: int = 4, timeout: float = 600) -> dict:
     """Run the Python `script` in a fresh JAX process that sees `devices` virtual CPU devices, with `argument` as
     JSON in `sys.argv[1]`; return the last JSON dictionary it prints (or `{'error': ...}` saying why there is none)."""
-    from mmgen_nbdev.cli import virtual_cpu_flags
     flags = virtual_cpu_flags(check_positive_int(devices, "devices"), os.environ.get("XLA_FLAGS"))
     return run_script(script, argument, "jax", timeout=timeout, env={"XLA_FLAGS": flags})
 
@@ -117,7 +116,6 @@ def run_processes(model: str = "vae", processes: int = 2, cpu_devices: int = 2, 
     """Run `mmgen parallel --model model` as `processes` processes on 127.0.0.1, each seeing `cpu_devices` virtual
     CPU devices, and return each process's report (or `{'error': ...}`)."""
     import json, socket, subprocess, sys, tempfile
-    from mmgen_nbdev.cli import virtual_cpu_flags
     if port is None:
         with socket.socket() as free:
             free.bind(("127.0.0.1", 0))

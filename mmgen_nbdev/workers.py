@@ -11,7 +11,16 @@ import tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['with_this_package', 'FreshProcess', 'run_script']
+__all__ = ['virtual_cpu_flags', 'with_this_package', 'FreshProcess', 'run_script']
+
+# %% ../nbs/00c_workers.ipynb #55b6c706
+def virtual_cpu_flags(devices: int, flags: str | None = None) -> str:
+    """`XLA_FLAGS` (after the given `flags`) that split the CPU into `devices` virtual devices, with XLA's 40-second
+    limit on a collective (an all-gather, a gradient sum) raised to 20 minutes: on a busy machine the devices'
+    threads can reach a collective far apart, and XLA would abort the process."""
+    return " ".join(filter(None, [flags, f"--xla_force_host_platform_device_count={devices}",
+                                  "--xla_cpu_collective_call_terminate_timeout_seconds=1200",
+                                  "--xla_cpu_collective_timeout_seconds=1200"]))
 
 # %% ../nbs/00c_workers.ipynb #0ac394fb
 def with_this_package(pythonpath: str | None) -> str:
