@@ -16,7 +16,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['BACKENDS', 'backend_name', 'BackendReport', 'backend_report', 'set_seed', 'gradient_tape', 'value_and_gradients',
            'input_gradients', 'apply_gradients', 'PortableModel', 'predict_step_with', 'batch_devices',
-           'check_divides_over_devices', 'spread_over_devices', 'one_device', 'mirrored_strategy', 'processes',
+           'check_divides_over_devices', 'spread_over_devices', 'one_device', 'mirrored_strategy', 'running_processes',
            'initialize_processes', 'share_of_replicas', 'refuse_tf_distribute', 'check_precision_supported']
 
 # %% ../nbs/00_backend.ipynb #60318731
@@ -345,7 +345,7 @@ def mirrored_strategy(devices) -> object:
     return _MIRRORED[chosen]
 
 
-def processes() -> tuple[int, int]:
+def running_processes() -> tuple[int, int]:
     "How many processes train together and this one's number: JAX's distributed runtime; `(1, 0)` elsewhere."
     if backend_name() != "jax":
         return 1, 0

@@ -8,8 +8,8 @@ import os
 import keras
 import numpy as np
 
-from .backend import backend_name, batch_devices, initialize_processes, mirrored_strategy
-from .backend import processes as running_processes
+from .backend import (backend_name, batch_devices, initialize_processes, mirrored_strategy,
+                                 running_processes)
 from .workers import run_script, virtual_cpu_flags, with_this_package
 from .checks import check_choice, check_integer, check_positive_int, check_seed
 
