@@ -8,7 +8,7 @@ import os as _os
 import re as _re
 import sys as _sys
 
-SAVEABLE_MODULES = ("ae", "vae", "gan", "fusion", "contrastive")
+SAVEABLE_MODULES = ("modalities", "networks", "ae", "vae", "gan", "fusion", "contrastive")
 
 
 def register_saveables() -> None:

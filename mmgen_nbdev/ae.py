@@ -10,6 +10,7 @@ from keras import ops
 
 from .backend import check_seed, predict_step_with, share_of_replicas
 from .checks import check_number
+from .networks import adopt
 from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
                                     in_batches)
 from .vae import decode_to_mean, likelihood_mean
@@ -35,8 +36,8 @@ class Autoencoder(ComposedModel, keras.Model):
         if loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"`loss` must be one of {RECONSTRUCTION_LOSSES}; got {loss!r}.")
         noise_stddev = check_number(noise_stddev, "noise_stddev", 0)
-        if isinstance(encoder.output, (list, tuple)):
-            raise ValueError("`encoder` must return one code; a Gaussian encoder (mean, log_var) belongs in a VAE.")
+        encoder = adopt(encoder, "encoder", what="one code (a Gaussian encoder, (mean, log_var), belongs in a VAE)")
+        decoder = adopt(decoder, "decoder", logits=loss == "bce", input_shape=(int(encoder.output.shape[-1]),))
         self.encoder, self.decoder = encoder, decoder
         self.reconstruction_loss, self.noise_stddev = loss, float(noise_stddev)
         self.seed = None if seed is None else check_seed(seed)

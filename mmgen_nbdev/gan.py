@@ -11,6 +11,7 @@ from keras import layers, ops
 from .backend import (PortableModel, apply_gradients, backend_name, check_seed, input_gradients,
                                  predict_step_with)
 from .checks import check_choice, check_finite, check_integer, check_interval, check_number, check_sizes
+from .networks import OUTPUT_RANGES, adopt, final_activation
 from .modalities import ComposedModel, check_batch, check_image_shape, check_positive_int, text_encoder
 
 # %% auto #0
@@ -146,6 +147,18 @@ def _condition_spec(generator):
     embedding = next(_embeddings(network), None)
     return shape, (None if embedding is None else int(embedding.input_dim))
 
+# %% ../nbs/05_gan.ipynb #ad82cd42
+def _checked_output_range(generator, value_range):
+    """The interval a generator's final sigmoid or tanh confines its samples to (None if it has neither); refuses a
+    `value_range` for the data that the generator cannot reach."""
+    produced = OUTPUT_RANGES.get(final_activation(generator.output))
+    if produced and value_range and (value_range[0] < produced[0] or value_range[1] > produced[1]):
+        activation = final_activation(generator.output)
+        raise ValueError(f"`value_range`={value_range} but the generator ends in a {activation}, so its samples lie in "
+                         f"{produced}: scale the data to {produced} and pass value_range={produced}, or end the "
+                         f"generator in {'a tanh' if activation == 'sigmoid' else 'a sigmoid'}.")
+    return produced
+
 # %% ../nbs/05_gan.ipynb #2e330891
 @keras.saving.register_keras_serializable(package="mmgen_nbdev")
 class GAN(ComposedModel, PortableModel):
@@ -164,16 +177,18 @@ class GAN(ComposedModel, PortableModel):
         self.update = check_choice(update, "update", ("both", "d", "g"))
         loss, d_steps = check_choice(loss, "loss", GAN_LOSSES), check_integer(d_steps, "d_steps", 1)
         gp_weight = check_number(gp_weight, "gp_weight", 0)
+        generator = adopt(generator, "generator")
+        self.sample_shape = tuple(generator.output.shape[1:])
+        discriminator = adopt(discriminator, "discriminator", logits=True, input_shape=self.sample_shape)
         self.generator, self.discriminator = generator, discriminator
         self.loss_kind, self.d_steps, self.gp_weight = loss, d_steps, gp_weight
         self.value_range = None if value_range is None else check_interval(value_range, "value_range")
+        self.output_range = _checked_output_range(generator, self.value_range)
         self.seed = None if seed is None else check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self.conditional = isinstance(generator.input, (list, tuple))
-        z_input = generator.input[0] if self.conditional else generator.input
-        self.latent_dim = int(z_input.shape[-1])
+        self.conditional = len(generator.inputs) > 1
+        self.latent_dim = int(generator.inputs[0].shape[-1])
         self.condition_shape, self.condition_ids = _condition_spec(generator) if self.conditional else (None, None)
-        self.sample_shape = tuple(generator.output.shape[1:])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
         self.built = True
 
@@ -414,7 +429,7 @@ def generate(self: GAN, n: int, labels=None, seed: int = 0, batch_size: int = 25
 def discriminate(self: GAN, x, labels=None, captions=None):
     "The discriminator's probability that each sample is real (a WGAN-GP critic's score), as NumPy."
     x = np.asarray(x)
-    check_batch(x, self.sample_shape, "x", self.value_range)
+    check_batch(x, self.sample_shape, "x", self.value_range or self.output_range)
     x = x.astype("float32")
     condition = self._condition(labels, captions, len(x))
     condition = None if condition is None else ops.convert_to_tensor(condition)
@@ -425,7 +440,7 @@ def discriminate(self: GAN, x, labels=None, captions=None):
 # %% ../nbs/05_gan.ipynb #e95d4326
 @patch
 def check_inputs(self: GAN, x, name):
-    check_batch(x, self.sample_shape, name, self.value_range)
+    check_batch(x, self.sample_shape, name, self.value_range or self.output_range)
 
 
 @patch

@@ -18,11 +18,12 @@ from .callbacks import with_guard
 from .checks import check_choice, check_finite, check_integer, check_number, check_positive_int, check_sizes, is_integer
 
 # %% auto #0
-__all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'image_decoder', 'check_tokens', 'text_encoder', 'text_decoder',
-           'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder', 'check_batch', 'check_loop_arguments',
-           'sample_count', 'padded', 'in_whole_shares', 'predict_padded', 'check_batches_share_devices',
-           'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol', 'deprecated_alias', 'in_batches',
-           'compiled_call', 'serialize_networks', 'deserialize_networks', 'ComposedModel']
+__all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'PixelShuffle', 'upsample', 'image_decoder', 'check_tokens',
+           'text_encoder', 'text_decoder', 'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder',
+           'check_batch', 'check_loop_arguments', 'sample_count', 'padded', 'in_whole_shares', 'predict_padded',
+           'check_batches_share_devices', 'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol',
+           'deprecated_alias', 'in_batches', 'compiled_call', 'serialize_networks', 'deserialize_networks',
+           'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -68,13 +69,34 @@ def image_encoder(input_shape, latent_dim: int, kind: str = "conv", filters=(32,
             h = layers.Dense(units, activation="relu")(h)
     return keras.Model(x, _heads(h, latent_dim, gaussian, name), name=name)
 
+# %% ../nbs/02_modalities.ipynb #1b701177
+@keras.saving.register_keras_serializable(package="mmgen_nbdev")
+class PixelShuffle(layers.Layer):
+    "(N, H, W, 4C) to (N, 2H, 2W, C): each pixel's four channel groups become the four pixels of a 2×2 block."
+
+    def call(self, x):
+        height, width, channels = x.shape[1], x.shape[2], x.shape[3] // 4
+        x = keras.ops.reshape(x, (-1, height, width, 2, 2, channels))
+        x = keras.ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return keras.ops.reshape(x, (-1, 2 * height, 2 * width, channels))
+
+    def compute_output_shape(self, input_shape):
+        n, height, width, channels = input_shape
+        return (n, 2 * height, 2 * width, channels // 4)
+
+
+def upsample(h, filters: int, activation=None, use_bias: bool = True, name: str | None = None):
+    "`h` at twice its height and width with `filters` channels: a sub-pixel convolution (2×2 kernel, pixel shuffle)."
+    h = layers.Conv2D(4 * filters, 2, padding="same", activation=activation, use_bias=use_bias, name=name)(h)
+    return PixelShuffle()(h)
+
 # %% ../nbs/02_modalities.ipynb #cf8f7a38
 def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64, 32), hidden: int = 128,
                   name: str = "image_decoder") -> keras.Model:
     """A decoder from a `latent_dim` code to unnormalised parameters (e.g. logits) of images of `output_shape`.
 
-    `kind="conv"`: a dense layer to a (h/2ᵏ, w/2ᵏ, filters[0]) grid, then per entry of `filters` a 2× upsampling
-    and a 3×3 convolution, then a 3×3 convolution to the image's channels; `kind="dense"`: the mirror of the dense
+    `kind="conv"`: a dense layer to a (h/2ᵏ, w/2ᵏ, filters[0]) grid, then per entry of `filters` a sub-pixel
+    convolution doubling the resolution (`upsample`), then a 3×3 convolution to the image's channels; `kind="dense"`: the mirror of the dense
     encoder."""
     latent_dim, filters = check_positive_int(latent_dim, "latent_dim"), check_sizes(filters, "filters")
     hidden = check_integer(hidden, "hidden", 2 if kind == "dense" else 1)
@@ -89,8 +111,7 @@ def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64
         h = layers.Dense((height // scale) * (width // scale) * filters[0], activation="relu")(h)
         h = layers.Reshape((height // scale, width // scale, filters[0]))(h)
         for f in filters:
-            h = layers.UpSampling2D(2)(h)
-            h = layers.Conv2D(f, 3, padding="same", activation="relu")(h)
+            h = upsample(h, f, activation="relu")
         out = layers.Conv2D(channels, 3, padding="same", name="logits")(h)
     else:
         h = z

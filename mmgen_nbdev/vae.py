@@ -13,6 +13,7 @@ from keras import ops
 
 from .backend import check_seed, predict_step_with, share_of_replicas
 from .checks import check_choice, check_integer, check_number
+from .networks import adopt
 from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
                                     in_batches)
 
@@ -138,12 +139,14 @@ class VAE(ComposedModel, keras.Model):
         super().__init__(**kwargs)
         check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
         beta, kl_warmup_steps = check_number(beta, "beta", 0), check_integer(kl_warmup_steps, "kl_warmup_steps", 0)
-        if not isinstance(encoder.output, (list, tuple)) or len(encoder.output) != 2:
-            raise ValueError("`encoder` must return two tensors, (mean, log_var): build it with gaussian=True.")
+        encoder = adopt(encoder, "encoder", outputs=2, first=True,
+                        what="two tensors, (mean, log_var) (build it with gaussian=True)")
+        latent_dim = int(encoder.output[0].shape[-1])
+        decoder = adopt(decoder, "decoder", logits=likelihood == "bernoulli", input_shape=(latent_dim,))
         self.encoder, self.decoder = encoder, decoder
         self.likelihood, self.beta, self.kl_warmup_steps = likelihood, float(beta), kl_warmup_steps
         self.seed = None if seed is None else check_seed(seed)
-        self.latent_dim = int(encoder.output[0].shape[-1])
+        self.latent_dim = latent_dim
         self.image_shape = self.sample_shape = tuple(encoder.input.shape[1:])
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale",
