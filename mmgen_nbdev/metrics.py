@@ -3,21 +3,26 @@
 # %% ../nbs/07_metrics.ipynb #19f4aead
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import warnings
 
+import keras
 import numpy as np
 
 from .checks import (
     check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed)
+from .data import load_digits
 from .modalities import predict_padded
-from .readers import (
-    _check_level, _images, digit_classifier, read_colour, read_digits, read_shape_factors, shape_classifier)
+from mmgen_nbdev.readers import (
+    _check_level, _images, digit_classifier, read_colour, read_digits, read_shape_factors, shape_classifier,
+    train_classifier)
 
 # %% auto #0
-__all__ = ['frechet_distance', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score', 'mmd',
-           'reconstruction_error', 'iwae_nll', 'cross_modal_coherence', 'joint_coherence', 'factor_accuracy',
+__all__ = ['NEAR_CHANCE', 'frechet_distance', 'Judge', 'JudgedScore', 'train_judge', 'digit_judge', 'keras_dataset_judge',
+           'judged_frechet_distance', 'digit_frechet_distance', 'precision_recall', 'classification_accuracy_score',
+           'mmd', 'reconstruction_error', 'iwae_nll', 'cross_modal_coherence', 'joint_coherence', 'factor_accuracy',
            'cross_modal_factor_accuracy', 'linear_probe_accuracy', 'retrieval_metrics', 'js_divergence', 'grid_edges',
            'histogram_js', 'spread', 'wilson_interval', 'digit_classifier', 'read_digits', 'read_colour',
            'shape_classifier', 'read_shape_factors']
@@ -71,17 +76,112 @@ def frechet_distance(features_a, features_b) -> float:
     root = root.real if np.iscomplexobj(root) else root
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
 
+# %% ../nbs/07_metrics.ipynb #16ca2448
+NEAR_CHANCE = 0.25  # a judge must read at least this far from chance towards 100 %
+
+
+class Judge:
+    """A feature network shown to read the data it judges: `features(images)` are what the Fréchet distance and
+    precision/recall compare; `accuracy` is a linear probe's on its features (fitted on the even rows of the labelled
+    test split, scored on the odd ones), `chance` the commonest class's share of the scored rows."""
+
+    def __init__(self, network, test_images, test_labels, name: str = "the judge"):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        if not isinstance(network, keras.Model):
+            raise TypeError(f"`network` must be a Keras model from images to features; got {type(network).__name__}.")
+        images = _images(test_images, "test_images")
+        labels = _labels(test_labels, "test_labels", len(images), "test_images")
+        if len(images) < 4 or len(np.unique(labels[0::2])) < 2:
+            raise ValueError("`test_labels` must hold at least two classes among at least 4 images.")
+        self.network, self.name, self.image_shape = network, name, images.shape[1:]
+        features = self.features(images)
+        self.probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        self.probe.fit(features[0::2], labels[0::2])
+        self.accuracy = float(self.probe.score(features[1::2], labels[1::2]))
+        self.chance = float(np.bincount(labels[1::2]).max() / len(labels[1::2]))
+
+    def features(self, images) -> np.ndarray:
+        "The network's features of `images`, as NumPy (N, features)."
+        return _features(_images(images, "images", self.image_shape), self.network).reshape(len(images), -1)
+
+    def read(self, images) -> np.ndarray:
+        "The class the probe names for each image."
+        return self.probe.predict(self.features(images))
+
+    def check_reads(self, images=None, labels=None) -> tuple:
+        """`(accuracy, where)`: on `images` with `labels` when given, else on the test split; a `ValueError` near chance."""
+        where, accuracy = "its test split", self.accuracy
+        if labels is not None:
+            labels = _labels(labels, "real_labels", len(images), "real_images")
+            where, accuracy = "the real images", float(np.mean(self.read(images) == labels))
+        needed = self.chance + NEAR_CHANCE * (1 - self.chance)
+        if accuracy < needed:
+            raise ValueError(
+                f"{self.name} reads {accuracy:.1%} of {where} correctly (chance: {self.chance:.0%}; a judge needs "
+                f"{needed:.0%}): its features cannot tell these images apart, so a score in them would mean nothing. "
+                f"Judge with a feature network trained on this data: `train_judge(train_images, train_labels, "
+                f"test_images, test_labels)`, or `Judge(your_network, test_images, test_labels)`.")
+        return accuracy, where
+
+
+class JudgedScore(float):
+    "A score made in a judge's features, carrying the judge's name and the accuracy it read the data with."
+
+    def __new__(cls, value, judge: Judge, accuracy: float, where: str = "its test split"):
+        score = super().__new__(cls, value)
+        score.judge, score.judge_accuracy, score.where, score.chance = judge.name, accuracy, where, judge.chance
+        return score
+
+    def __repr__(self):
+        return (f"{float(self):.4g} (in the features of {self.judge}, which reads {self.judge_accuracy:.1%} of "
+                f"{self.where}; chance {self.chance:.0%})")
+
+# %% ../nbs/07_metrics.ipynb #aea49a48
+def train_judge(train_images, train_labels, test_images, test_labels, epochs: int = 5, seed: int = 0,
+                name: str = "a classifier trained on this data") -> Judge:
+    "A `Judge` whose network is the package's small CNN trained on the labelled training images being judged."
+    _, extractor = train_classifier(train_images, train_labels, epochs, seed)
+    return Judge(extractor, test_images, test_labels, name)
+
+
+@functools.lru_cache(maxsize=4)
+def digit_judge(image_size: int = 16) -> Judge:
+    "The package's digit classifier at `image_size`, judged on the embedded digits' test split."
+    size = check_integer(image_size, "image_size", low=8)
+    test = load_digits("test", image_size=size)
+    return Judge(digit_classifier(size)[1], test["image"], test["label"],
+                 f"the digit classifier trained on the embedded {size}×{size} digits")
+
+
+@functools.lru_cache(maxsize=2)
+def keras_dataset_judge(dataset: str = "mnist", epochs: int = 3, n: int | None = None) -> Judge:
+    "A judge trained on `dataset` ('mnist' or 'fashion_mnist') from Keras's cache: its first `n` training images."
+    from mmgen_nbdev.mnist import load_fashion_mnist, load_mnist
+    load = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist}[check_choice(dataset, "dataset",
+                                                                                  ("mnist", "fashion_mnist"))]
+    train, test = load("train", n), load("test")
+    return train_judge(train["image"], train["label"], test["image"], test["label"], epochs,
+                       name=f"a classifier trained on {dataset} ({len(train['label']):,} images)")
+
 # %% ../nbs/07_metrics.ipynb #2c8f6d0e
 def _features(images, extractor):
     return predict_padded(extractor, np.asarray(images, "float32"))  # padded when several devices share a batch
 
 
-def digit_frechet_distance(real_images, generated_images, image_size: int = 16) -> float:
-    "Fréchet distance between real and generated digit images (in [0, 1]) in the package's classifier features."
-    shape = (check_integer(image_size, "image_size", low=8),) * 2 + (1,)
-    real, generated = _images(real_images, "real_images", shape), _images(generated_images, "generated_images", shape)
-    _, extractor = digit_classifier(image_size)
-    return frechet_distance(_features(real, extractor), _features(generated, extractor))
+def judged_frechet_distance(real_images, generated_images, judge: Judge, real_labels=None) -> JudgedScore:
+    """Fréchet distance between real and generated images in `judge`'s features, with the judge's accuracy beside it:
+    on `real_images` when `real_labels` are given, else on the judge's own test split. Refused near chance."""
+    real = _images(real_images, "real_images", judge.image_shape)
+    generated = _images(generated_images, "generated_images", judge.image_shape)
+    accuracy, where = judge.check_reads(real, real_labels)
+    return JudgedScore(frechet_distance(judge.features(real), judge.features(generated)), judge, accuracy, where)
+
+
+def digit_frechet_distance(real_images, generated_images, image_size: int = 16, real_labels=None) -> JudgedScore:
+    "Fréchet distance between real and generated digit images (in [0, 1]) in the package's digit judge's features."
+    return judged_frechet_distance(real_images, generated_images, digit_judge(image_size), real_labels)
 
 # %% ../nbs/07_metrics.ipynb #4c16ac81
 def precision_recall(real_features, generated_features, k: int = 5) -> tuple:

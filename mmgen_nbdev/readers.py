@@ -17,7 +17,7 @@ from .multidigits import MEL_BANDS, caption_digit, load_multidigits, multidigits
 from .shapes import _RGB, SHAPE_FACTORS, SHAPE_LEVELS, load_shapes, shapes_vocabulary
 
 # %% auto #0
-__all__ = ['digit_classifier', 'read_digits', 'read_colour', 'shape_classifier', 'read_shape_factors']
+__all__ = ['digit_classifier', 'train_classifier', 'read_digits', 'read_colour', 'shape_classifier', 'read_shape_factors']
 
 # %% ../nbs/07a_readers.ipynb #ec91b058
 def _images(images, name: str, shape=None) -> np.ndarray:
@@ -47,16 +47,23 @@ def digit_classifier(image_size: int = 16, epochs: int = 30, seed: int = 0):
                              check_seed(seed))
 
 
+def train_classifier(images, labels, epochs: int, seed: int = 0, batch_size: int = 64) -> tuple:
+    """The package's small CNN trained to name the class of each of `images` (N, H, W, C in [0, 1]): returns
+    `(classifier, feature_extractor)`, mapping images to class logits and to the 64 features before them."""
+    images, labels = _images(images, "images"), np.asarray(labels).astype("int32")
+    set_seed(check_seed(seed))
+    with one_device():  # a judge, not a model being trained: one device, whatever distribution is set
+        model = _classifier_network(images.shape[1:], int(labels.max()) + 1)
+        model.compile(optimizer=keras.optimizers.Adam(2e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.fit(images, labels, epochs=check_positive_int(epochs, "epochs"), batch_size=batch_size, verbose=0)
+        return model, keras.Model(model.input, model.get_layer("features").output)
+
+
 @functools.lru_cache(maxsize=4)
 def _digit_classifier(image_size, epochs, seed):
     train = load_digits("train", image_size=image_size)
-    set_seed(seed)
-    with one_device():  # a judge, not a model being trained: one device, whatever distribution is set
-        model = _classifier_network(train["image"].shape[1:], 10)
-        model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        model.fit(train["image"], train["label"], epochs=epochs, batch_size=64, verbose=0)
-        return model, keras.Model(model.input, model.get_layer("features").output)
+    return train_classifier(train["image"], train["label"], epochs, seed)
 
 # %% ../nbs/07a_readers.ipynb #34752355
 def _unit_rows(v):

@@ -4,6 +4,8 @@ the Shapes factor readers (colour from pixels, a trained shape classifier, the c
 2-D samples and Wilson's interval."""
 import math
 
+import keras
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,53 @@ def test_metrics_still_exports_every_name_it_exported_before_the_split():
     from mmgen_nbdev import metrics, readers
     assert set(METRICS_NAMES) <= set(metrics.__all__) and all(hasattr(metrics, name) for name in METRICS_NAMES)
     assert metrics.read_digits is readers.read_digits and metrics.digit_classifier is readers.digit_classifier
+
+
+# ---- judges: feature networks shown to read the data they score ------------------------------------------------
+def _mnist_format_cache(folder):
+    "A small mnist.npz in Keras's cache format, written from the embedded digits at 28×28 (never the real file)."
+    from mmgen_nbdev.data import load_digits
+    arrays = {}
+    for split, n in (("train", 600), ("test", 200)):
+        d = load_digits(split, n=n, image_size=28)
+        arrays[f"x_{split}"] = np.round(d["image"][..., 0] * 255).astype(np.uint8)
+        arrays[f"y_{split}"] = d["label"].astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "mnist.npz", **arrays)
+
+
+def test_a_score_carries_its_judges_accuracy_and_a_judge_near_chance_refuses():
+    from mmgen_nbdev.metrics import digit_frechet_distance
+    test = load_digits("test", image_size=16)
+    score = digit_frechet_distance(test["image"][:180], test["image"][180:])
+    assert isinstance(score, float) and score.judge_accuracy > 0.9 and "reads" in repr(score)
+    shuffled = np.random.default_rng(0).permutation(test["label"][:180])
+    with pytest.raises(ValueError, match=r"reads \d+\.\d% of the real images correctly \(chance"):
+        digit_frechet_distance(test["image"][:180], test["image"][180:], real_labels=shuffled)
+
+
+def test_a_users_own_feature_network_judges(digits):
+    from mmgen_nbdev.metrics import Judge, judged_frechet_distance
+    from keras import layers
+    train, test = digits
+    network = keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(32, activation="relu")])
+    judge = Judge(network, test["image"], test["label"], name="my features")
+    assert judge.accuracy > 2 * judge.chance
+    score = judged_frechet_distance(train["image"][:128], test["image"], judge)
+    assert score.judge == "my features" and score.judge_accuracy == judge.accuracy
+    with pytest.raises(TypeError, match="`network` must be a Keras model"):
+        Judge(lambda x: x, test["image"], test["label"])
+
+
+def test_a_judge_trained_on_a_keras_cache_dataset_reads_it(tmp_path, monkeypatch):
+    from mmgen_nbdev.metrics import judged_frechet_distance, keras_dataset_judge
+    from mmgen_nbdev.mnist import load_mnist
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    _mnist_format_cache(tmp_path / "keras" / "datasets")
+    keras_dataset_judge.cache_clear()
+    judge = keras_dataset_judge("mnist", epochs=3)
+    test = load_mnist("test")
+    assert judge.accuracy > 0.8 and judge.image_shape == (28, 28, 1)
+    score = judged_frechet_distance(test["image"][:100], test["image"][100:], judge, real_labels=test["label"][:100])
+    assert score.where == "the real images" and score.judge_accuracy > 0.8
+    keras_dataset_judge.cache_clear()

@@ -19,13 +19,14 @@ import numpy as np
 from keras import ops
 
 from .references import BATCH_SIZE, bench_data, build, fit_inputs, installed_backends
+from .keras_io import keras_io_origin
 from .turns import run_script, take_turns
-from ..checks import check_positive_int
+from ..checks import check_integer, check_positive_int
 
 # %% auto #0
 __all__ = ['QUALITY_TARGETS', 'TASK', 'bootstrap_interval', 'estimate', 'speed_ratio', 'overhead', 'summarize',
-           'measure_throughput', 'quality', 'reached', 'measure_time_to_quality', 'measure_dashboard_overhead',
-           'run_task', 'run_in_process', 'notebook_times', 'machine_description']
+           'measure_throughput', 'quality', 'reached', 'measure_time_to_quality', 'compare_with_keras_io',
+           'measure_dashboard_overhead', 'run_task', 'run_in_process', 'notebook_times', 'machine_description']
 
 # %% ../../nbs/91c_bench_measure.ipynb #1089dfff
 def bootstrap_interval(statistic, *columns, level: float = 0.9, resamples: int = 2000, seed: int = 0) -> tuple:
@@ -126,6 +127,44 @@ def measure_time_to_quality(model: str, implementation: str, max_epochs: int = 6
         if reached(history[-1], comparison, target):
             return {"quality": name, "target": target, "seconds": seconds, "epochs": epoch, "history": history}
     return {"quality": name, "target": target, "seconds": None, "epochs": None, "history": history}
+
+# %% ../../nbs/91c_bench_measure.ipynb #0f954630
+def _against_reference(model: str, entry: dict, reference: dict) -> dict:
+    "Ours against the example: time to its final quality (VAE), or quality within its time (DCGAN)."
+    target, wall, cpu = reference["quality"][-1], reference["wall_seconds"][-1], reference["cpu_seconds"][-1]
+    if model == "vae":
+        k = next((i for i, q in enumerate(entry["quality"]) if q <= target), None)
+        return {"reference_quality": target, "epochs": None if k is None else k + 1,
+                "wall_ratio": None if k is None else entry["wall_seconds"][k] / wall,
+                "cpu_ratio": None if k is None else entry["cpu_seconds"][k] / cpu}
+    k = max((i for i, w in enumerate(entry["wall_seconds"]) if w <= wall), default=None)
+    return {"reference_quality": target, "epochs": None if k is None else k + 1,
+            "quality": None if k is None else entry["quality"][k]}
+
+
+def compare_with_keras_io(model: str, backends, epochs: int = 5, n: int | None = None, n_test: int | None = None,
+                          isolate: bool = True, log=print) -> dict:
+    """`model`'s keras.io example ('vae' or 'dcgan') on TensorFlow and ours on each of `backends`, `epochs` epochs
+    each, side by side: per configuration the cumulative wall and CPU seconds and the quality after each epoch,
+    samples/s over the epochs after the first, and ours against the example (`against_keras_io`)."""
+    epochs = check_integer(epochs, "epochs", 2)
+    names = ["keras.io/tensorflow"] + [f"ours/{b}" for b in backends]
+    base = {"model": model, "keras_io": True, "n": n, "n_test": n_test}
+    configurations = {name: ({**base, "implementation": name.split("/")[0]}, name.split("/")[1]) for name in names}
+    table = {}
+    for name, r in take_turns(configurations, epochs - 1, isolate, log).items():
+        if "error" in r:
+            table[name] = {"error": r["error"]}
+            continue
+        table[name] = {"wall_seconds": np.cumsum([r["warmup"]["seconds"]] + r["seconds"]).tolist(),
+                       "cpu_seconds": np.cumsum([r["warmup"]["cpu_seconds"]] + r["cpu_seconds"]).tolist(),
+                       "quality": [r["warmup"]["quality"]] + r["quality"],
+                       "samples_per_s": summarize([r["samples"] / s for s in r["seconds"]])}
+    reference = table.get("keras.io/tensorflow", {})
+    for name, entry in table.items():
+        if name != "keras.io/tensorflow" and "error" not in entry and "quality" in reference:
+            entry["against_keras_io"] = _against_reference(model, entry, reference)
+    return {"model": model, "epochs": epochs, "origin": keras_io_origin(), "table": table}
 
 # %% ../../nbs/91c_bench_measure.ipynb #b5f6122d
 def measure_dashboard_overhead(backend: str, model: str = "vae", rounds: int = 30, n: int | None = None,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 
+from .keras_io import KERAS_IO_MODELS, build_keras_io, keras_io_data, keras_io_fit_inputs, keras_io_quality
 from .references import BATCH_SIZE, bench_data, build, fit_inputs
 from ..checks import check_positive_int
 
@@ -47,9 +48,9 @@ class EpochGate(keras.callbacks.Callback):
     seconds (the whole process's) and the resident memory at its end. Put it last in `callbacks`, so that its time
     includes the other callbacks' work at the epoch's end. `training_clock` counts seconds without the waits."""
 
-    def __init__(self, receive, send):
+    def __init__(self, receive, send, judge=None):
         super().__init__()
-        self.receive, self.send, self.waited = receive, send, 0.0
+        self.receive, self.send, self.waited, self.judge = receive, send, 0.0, judge
 
     def training_clock(self) -> float:
         "Seconds on `time.perf_counter`'s scale, less the time spent waiting for a turn."
@@ -62,8 +63,23 @@ class EpochGate(keras.callbacks.Callback):
         self.waited += self.start - waiting
 
     def on_epoch_end(self, epoch, logs=None):
-        self.send({"seconds": time.perf_counter() - self.start, "cpu_seconds": time.process_time() - self.cpu,
-                   "resident_mb": resident_mb()})
+        report = {"seconds": time.perf_counter() - self.start, "cpu_seconds": time.process_time() - self.cpu,
+                  "resident_mb": resident_mb()}
+        self.send({**report, "quality": self.judge()} if self.judge else report)
+
+# %% ../../nbs/91b_bench_turns.ipynb #52c1c864
+def _prepared(c: dict) -> tuple:
+    """`(data, net, evaluator, x, y, batch_size)` of configuration `c`: a benchmark model of `references`, or a
+    keras.io example (`c["keras_io"]`, see `bench.keras_io`) in `c["implementation"]`."""
+    if c.get("keras_io"):
+        data = keras_io_data(c.get("n"), c.get("n_test"))
+        net, evaluator = build_keras_io(c["model"], c["implementation"], c.get("seed", 0))
+        x = keras_io_fit_inputs(c["model"], c["implementation"], data["train"]["image"])
+        return data, net, evaluator, x, None, c.get("batch_size", KERAS_IO_MODELS[c["model"]]["batch_size"])
+    data = bench_data(c["model"], c.get("n"))
+    net, evaluator = build(c["model"], c["implementation"])
+    x, y = fit_inputs(c["model"], data["train"])
+    return data, net, evaluator, x, y, c.get("batch_size", BATCH_SIZE)
 
 # %% ../../nbs/91b_bench_turns.ipynb #8c5d28da
 def train_in_turns(configuration: dict, receive, send):
@@ -76,17 +92,16 @@ def train_in_turns(configuration: dict, receive, send):
         from mmgen_nbdev.devices import use_devices
         use_devices(c["devices"])
     before = resident_mb()
-    data = bench_data(c["model"], c.get("n"))
-    net, _ = build(c["model"], c["implementation"])
-    gate, dashboard = EpochGate(receive, send), None
+    data, net, evaluator, x, y, batch_size = _prepared(c)
+    judge = (lambda: keras_io_quality(c["model"], evaluator, data["test"])) if c.get("keras_io") else None
+    gate, dashboard = EpochGate(receive, send, judge), None
     if c.get("dashboard") is not None:
         from mmgen_nbdev.dashboard import TrainingDashboard
         dashboard = TrainingDashboard(fit_inputs(c["model"], data["test"])[0], data["test"]["label"],
                                       **{"output": "widget", **c["dashboard"]})
         dashboard.throttle.clock = gate.training_clock
-    x, y = fit_inputs(c["model"], data["train"])
     epochs = check_positive_int(c["epochs"], "epochs")
-    net.fit(x, y, epochs=epochs, batch_size=check_positive_int(c.get("batch_size", BATCH_SIZE), "batch_size"),
+    net.fit(x, y, epochs=epochs, batch_size=check_positive_int(batch_size, "batch_size"),
             verbose=0, callbacks=[dashboard, gate] if dashboard else [gate])
     drawing = [0.0] * epochs
     for frame in dashboard.frames if dashboard else ():
@@ -155,7 +170,8 @@ class ThreadTurns:
 def take_turns(configurations: dict, rounds: int, isolate: bool = True, log=print) -> dict:
     """Train `configurations` (`{name: (configuration, backend)}`) side by side in `rounds` rounds of one epoch
     each, after a warm-up epoch each, in fresh processes (`isolate`) or in threads of this process. Returns per name
-    the timed epochs' `seconds`, `cpu_seconds` and `resident_mb`, the worker's final report, or an `error`."""
+    the timed epochs' `seconds`, `cpu_seconds`, `resident_mb` (and `quality` where judged), the `warmup` epoch's
+    report, the worker's final report, or an `error`."""
     rounds = check_positive_int(rounds, "rounds")
     runner = ProcessTurns if isolate else ThreadTurns
     workers, results = {}, {}
@@ -170,9 +186,11 @@ def take_turns(configurations: dict, rounds: int, isolate: bool = True, log=prin
             results[name]["error"] = str(error)
             log(f"{name} failed: {str(error).splitlines()[-1] if str(error) else error}")
             return
-        if record:
-            for key in ("seconds", "cpu_seconds", "resident_mb"):
-                results[name][key].append(report[key])
+        if not record:
+            results[name]["warmup"] = report
+            return
+        for key in ("seconds", "cpu_seconds", "resident_mb") + (("quality",) if "quality" in report else ()):
+            results[name].setdefault(key, []).append(report[key])
 
     names = list(configurations)
     try:
