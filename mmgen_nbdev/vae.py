@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from keras import ops
 
 from .backend import check_seed, predict_step_with, share_of_replicas
-from .checks import check_choice, check_integer, check_number
+from .checks import check_choice, check_finite, check_integer, check_number
 from .networks import adopt
 from .modalities import (ComposedModel, check_batch, check_positive_int, check_shape, deprecated_alias,
                                     in_batches)
@@ -21,7 +21,7 @@ from .modalities import (ComposedModel, check_batch, check_positive_int, check_s
 __all__ = ['LOG_2PI', 'LIKELIHOODS', 'gaussian_kl', 'gaussian_log_density', 'standard_normal_log_density',
            'importance_weighted_bound', 'check_same_shape', 'bernoulli_log_likelihood', 'gaussian_log_likelihood',
            'categorical_log_likelihood', 'reparameterize', 'log_likelihood', 'elbo_terms', 'likelihood_mean', 'VAE',
-           'decode_to_mean']
+           'binarized', 'decode_to_mean']
 
 # %% ../nbs/04_vae.ipynb #b9eeb830
 LOG_2PI = math.log(2 * math.pi)
@@ -131,13 +131,19 @@ class VAE(ComposedModel, keras.Model):
     """A variational autoencoder: a Gaussian encoder, the reparameterisation trick, and a Bernoulli or Gaussian
     decoder, trained on the β-weighted negative ELBO with optional linear KL warm-up.
 
-    `encoder` maps x to (mean, log_var); `decoder` maps z to logits (Bernoulli) or means (Gaussian)."""
+    `encoder` maps x to (mean, log_var); `decoder` maps z to logits (Bernoulli) or means (Gaussian). With
+    `binarize`, each training batch of grey levels p is replaced by black-and-white pixels drawn from Bernoulli(p),
+    afresh every time it is seen (dynamic binarisation); evaluate on a fixed draw (`binarized`)."""
     offers = ("embed", "posterior", "decode", "reconstruct", "generate")
 
     def __init__(self, encoder, decoder, likelihood: str = "bernoulli", beta: float = 1.0,
-                 kl_warmup_steps: int = 0, seed: int | None = None, **kwargs):
+                 kl_warmup_steps: int = 0, seed: int | None = None, binarize: bool = False, **kwargs):
         super().__init__(**kwargs)
         check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
+        if binarize not in (True, False) or (binarize and likelihood != "bernoulli"):
+            raise ValueError(f"`binarize` must be True or False, and True only with likelihood='bernoulli'; got "
+                             f"{binarize!r} with likelihood={likelihood!r}.")
+        self.binarize = bool(binarize)
         beta, kl_warmup_steps = check_number(beta, "beta", 0), check_integer(kl_warmup_steps, "kl_warmup_steps", 0)
         encoder = adopt(encoder, "encoder", outputs=2, first=True,
                         what="two tensors, (mean, log_var) (build it with gaussian=True)")
@@ -169,9 +175,11 @@ class VAE(ComposedModel, keras.Model):
         return mean, log_var
 
     def call(self, x, training=False):
+        if training and self.binarize:
+            x = ops.cast(keras.random.uniform(ops.shape(x), seed=self.seed_generator) < x, x.dtype)
         mean, log_var = self._encode(x)
         z = reparameterize(mean, log_var, self.seed_generator)
-        return {"mean": mean, "log_var": log_var, "z": z, "decoded": self.decoder(z, training=training)}
+        return {"x": x, "mean": mean, "log_var": log_var, "z": z, "decoded": self.decoder(z, training=training)}
 
     networks = ("encoder", "decoder")
 
@@ -186,8 +194,8 @@ def kl_weight(self: VAE):
 
 @patch
 def compute_loss(self: VAE, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-    log_likelihood, kl = elbo_terms(x, y_pred["decoded"], y_pred["mean"], y_pred["log_var"],
-                                    self.likelihood, self.log_scale)
+    log_likelihood, kl = elbo_terms(y_pred["x"], y_pred["decoded"], y_pred["mean"], y_pred["log_var"],
+                                    self.likelihood, self.log_scale)  # y_pred["x"]: the batch as the model saw it
     reconstruction = -ops.mean(log_likelihood)
     kl = ops.mean(kl)
     self.reconstruction_tracker.update_state(reconstruction)
@@ -208,7 +216,15 @@ def check_inputs(self: VAE, x, name):
 @patch
 def config_values(self: VAE):
     return {"likelihood": self.likelihood, "beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps,
-            "seed": self.seed}
+            "seed": self.seed, "binarize": self.binarize}
+
+
+def binarized(images, seed: int = 0) -> np.ndarray:
+    "One fixed draw of black-and-white images from grey levels: each pixel 1 with probability its value (in [0, 1])."
+    images = check_finite(images, "images")
+    if images.min() < 0 or images.max() > 1:
+        raise ValueError(f"`images` must lie in [0, 1] (pixel probabilities); got [{images.min()}, {images.max()}].")
+    return (np.random.default_rng(check_seed(seed)).random(images.shape) < images).astype("float32")
 
 # %% ../nbs/04_vae.ipynb #e0b5ce71
 @patch

@@ -148,3 +148,20 @@ def test_predict_returns_reconstructions(digits):
     out = vae.predict(test["image"], verbose=0)
     assert out.shape == test["image"].shape and 0 <= out.min() and out.max() <= 1
     np.testing.assert_allclose(out, vae.decode(vae.embed(test["image"])), atol=1e-5)
+
+
+def test_dynamic_binarisation_draws_black_and_white_batches_when_training(digits, tmp_path):
+    from mmgen_nbdev.vae import binarized
+    train, _ = digits
+    model = small_vae(binarize=True)
+    seen = ops.convert_to_numpy(model(train["image"][:64], training=True)["x"])
+    assert set(np.unique(seen)) <= {0.0, 1.0}
+    assert abs(seen.mean() - train["image"][:64].mean()) < 0.05  # a pixel is white with probability its grey level
+    np.testing.assert_array_equal(ops.convert_to_numpy(model(train["image"][:4])["x"]), train["image"][:4])
+    model.compile(optimizer="adam")
+    model.fit(train["image"], epochs=1, batch_size=64, verbose=0)
+    model.save(tmp_path / "binary.keras")
+    assert keras.saving.load_model(tmp_path / "binary.keras").binarize
+    np.testing.assert_array_equal(binarized(train["image"][:8], seed=3), binarized(train["image"][:8], seed=3))
+    with pytest.raises(ValueError, match="`binarize` must be True or False"):
+        small_vae(likelihood="gaussian", binarize=True)
