@@ -20,11 +20,11 @@ import numpy as np
 
 import mmgen_nbdev
 from . import report
-from .checks import check_integer, check_positive_int, check_seed, check_writable_folder
+from .checks import check_choice, check_integer, check_positive_int, check_seed, check_writable_folder
 from .workers import virtual_cpu_flags
 
 # %% auto #0
-__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'COMMANDS', 'BEFORE_KERAS',
+__all__ = ['BACKEND_NAMES', 'BENCH_MODEL_NAMES', 'DEMO_DATASETS', 'DEMO_EPOCHS', 'QUICK_EPOCHS', 'COMMANDS', 'BEFORE_KERAS',
            'installed_backend_names', 'keras_backend_problem', 'quiet_native_logs', 'import_keras', 'train_demo_vae',
            'train_demo_gan', 'train_demo_multimodal', 'Laps', 'train_demo', 'measure_image_models',
            'measure_multimodal', 'measure_demo', 'load_demo_data', 'run_demo', 'build_parser', 'main']
@@ -128,14 +128,17 @@ def _callbacks(name: str, keys, path, log):
     return [_epoch_progress_class()(name, keys, log), SafeCheckpoint(path, verbose=False)]
 
 # %% ../nbs/90_cli.ipynb #c6ce5773
-DEMO_EPOCHS = {"vae": 40, "gan": 25, "multimodal_vae": 60}
-QUICK_EPOCHS = {"vae": 3, "gan": 2, "multimodal_vae": 2}
+DEMO_DATASETS = ("digits", "mnist", "fashion_mnist")
+DEMO_EPOCHS = {"digits": {"vae": 40, "gan": 25, "multimodal_vae": 60}, "mnist": {"vae": 10, "gan": 5},
+               "fashion_mnist": {"vae": 10, "gan": 5}}
+QUICK_EPOCHS = {"digits": {"vae": 3, "gan": 2, "multimodal_vae": 2}, "mnist": {"vae": 1, "gan": 1},
+                "fashion_mnist": {"vae": 1, "gan": 1}}
 
 
 def train_demo_vae(train: dict, test: dict, out: Path, seed: int, epochs: int, log=print):
-    "The demo's VAE (latent 2) on 16×16 digits, saved to `out/vae.keras`; returns (model, history)."
+    "The demo's VAE (latent 2) on the images of `train`, saved to `out/vae.keras`; returns (model, history)."
     from mmgen_nbdev.recipes import digits_vae, digits_vae_optimizer
-    vae = digits_vae(seed)
+    vae = digits_vae(seed, image_shape=train["image"].shape[1:])
     vae.compile(optimizer=digits_vae_optimizer())
     history = vae.fit(train["image"], epochs=epochs, batch_size=64, validation_data=test["image"], verbose=0,
                       callbacks=_callbacks("vae", ("neg_elbo", "val_neg_elbo"), out / "vae.keras", log))
@@ -143,9 +146,9 @@ def train_demo_vae(train: dict, test: dict, out: Path, seed: int, epochs: int, l
 
 
 def train_demo_gan(train: dict, out: Path, seed: int, epochs: int, log=print):
-    "The demo's conditional DCGAN on 16×16 digits scaled to [−1, 1], saved to `out/gan.keras`; returns (model, history)."
+    "The demo's class-conditional DCGAN on `train`'s images scaled to [−1, 1], saved to `out/gan.keras`; returns (model, history)."
     from mmgen_nbdev.recipes import digits_cgan, digits_cgan_optimizers
-    gan = digits_cgan(seed)
+    gan = digits_cgan(seed, image_shape=train["image"].shape[1:])
     gan.compile(**digits_cgan_optimizers())
     history = gan.fit(train["image"] * 2 - 1, train["label"], epochs=epochs, batch_size=64, verbose=0,
                       callbacks=_callbacks("gan", ("d_loss", "g_loss", "d_real", "d_fake"), out / "gan.keras", log))
@@ -181,16 +184,18 @@ class Laps:
 
 # %% ../nbs/90_cli.ipynb #8ad38213
 def train_demo(data: dict, out: Path, seed: int, epochs: dict, laps: Laps, log=print) -> tuple:
-    "Train the demo's three models on `data` (`load_demo_data`), one lap each; return the models and their histories."
-    digits, multi = data["digits"], data["multi"]
+    """Train the demo's models on `data` (`load_demo_data`), one lap each: the VAE and the GAN on its images, and the
+    multimodal VAE on MultiDigits when `data` holds them; return the models and their histories."""
+    images = data["images"]
     models, histories = {}, {}
-    models["vae"], histories["vae"] = train_demo_vae(digits["train"], digits["test"], out, seed, epochs["vae"], log)
+    models["vae"], histories["vae"] = train_demo_vae(images["train"], images["test"], out, seed, epochs["vae"], log)
     laps.lap("vae")
-    models["gan"], histories["gan"] = train_demo_gan(digits["train"], out, seed, epochs["gan"], log)
+    models["gan"], histories["gan"] = train_demo_gan(images["train"], out, seed, epochs["gan"], log)
     laps.lap("gan")
-    models["multimodal_vae"], histories["multimodal_vae"] = train_demo_multimodal(
-        multi["train"], out, seed, epochs["multimodal_vae"], log)
-    laps.lap("multimodal_vae")
+    if "multi" in data:
+        models["multimodal_vae"], histories["multimodal_vae"] = train_demo_multimodal(
+            data["multi"]["train"], out, seed, epochs["multimodal_vae"], log)
+        laps.lap("multimodal_vae")
     return models, histories
 
 # %% ../nbs/90_cli.ipynb #5dda0018
@@ -202,37 +207,38 @@ def _pixel_mean_nll(train_images, test_images) -> float:
 
 
 def measure_image_models(vae, gan, vae_history: dict, gan_history: dict, train: dict, test: dict, seed: int,
-                         classifier_epochs: int = 30) -> tuple:
-    "The VAE's and the GAN's measures, their references (keyed alike) and the 500 samples of each: three dicts."
-    from mmgen_nbdev.metrics import (classification_accuracy_score, digit_classifier, digit_frechet_distance,
-                                     iwae_nll, precision_recall)
-    classifier, extractor = digit_classifier(16, epochs=classifier_epochs)
-    features = lambda images: extractor.predict(np.asarray(images, "float32"), verbose=0)
+                         judge) -> tuple:
+    """The VAE's and the GAN's measures, their references (keyed alike) and the 500 samples of each: three dicts.
+    Sample quality is measured in the features of `judge` (a `metrics.Judge` of these images), whose accuracy on
+    the test images is measured beside it."""
+    from mmgen_nbdev.metrics import classification_accuracy_score, iwae_nll, judged_frechet_distance, precision_recall
     asked = np.repeat(np.arange(10), 50)
     gan_images = (gan.generate(500, labels=asked, seed=seed + 1) + 1) / 2
     vae_images = vae.generate(500, seed=seed + 1)
-    real_features = features(test["image"])
-    precision, recall = precision_recall(real_features, features(gan_images))
-    read_as = lambda images: np.argmax(classifier.predict(images, verbose=0), axis=-1)
-    halves = test["image"][0::2], test["image"][1::2]
-    real_precision, real_recall = precision_recall(features(halves[0]), features(halves[1]))
+    precision, recall = precision_recall(judge.features(test["image"]), judge.features(gan_images))
+    halves, labels = (test["image"][0::2], test["image"][1::2]), test["label"][0::2]
+    real_precision, real_recall = precision_recall(judge.features(halves[0]), judge.features(halves[1]))
+    distance = lambda images: judged_frechet_distance(test["image"], images, judge, real_labels=test["label"])
+    judge_accuracy = float(np.mean(judge.read(test["image"]) == test["label"]))
     measures = {
         "vae": {"test_neg_elbo_nats": float(vae_history["val_neg_elbo"][-1]),
                 "test_nll_iwae64_nats": iwae_nll(vae, test["image"], k=64),
-                "frechet_distance_samples": digit_frechet_distance(test["image"], vae_images),
+                "frechet_distance_samples": distance(vae_images), "judge_accuracy": judge_accuracy,
                 "epochs": len(vae_history["loss"])},
-        "gan": {"frechet_distance_samples": digit_frechet_distance(test["image"], gan_images),
+        "gan": {"frechet_distance_samples": distance(gan_images), "judge_accuracy": judge_accuracy,
                 "precision": precision, "recall": recall,
-                "classifier_reads_asked_digit": float(np.mean(read_as(gan_images) == asked)),
+                "classifier_reads_asked_digit": float(np.mean(judge.read(gan_images) == asked)),
                 "classification_accuracy_score": classification_accuracy_score(gan_images, asked, test["image"],
                                                                               test["label"]),
                 "epochs": len(gan_history["d_loss"])}}
-    real_fd = digit_frechet_distance(*halves)
+    real_fd = judged_frechet_distance(*halves, judge, real_labels=labels)
     pixel_nll = _pixel_mean_nll(train["image"], test["image"])
+    chance = float(np.bincount(test["label"]).max() / len(test["label"]))
     references = {
-        "vae": {"test_neg_elbo_nats": pixel_nll, "test_nll_iwae64_nats": pixel_nll, "frechet_distance_samples": real_fd},
+        "vae": {"test_neg_elbo_nats": pixel_nll, "test_nll_iwae64_nats": pixel_nll, "frechet_distance_samples": real_fd,
+                "judge_accuracy": chance},
         "gan": {"frechet_distance_samples": real_fd, "precision": real_precision, "recall": real_recall,
-                "classifier_reads_asked_digit": float(np.mean(read_as(test["image"]) == test["label"])),
+                "judge_accuracy": chance, "classifier_reads_asked_digit": judge_accuracy,
                 "classification_accuracy_score": classification_accuracy_score(
                     train["image"][:500], train["label"][:500], test["image"], test["label"])}}
     return measures, references, {"vae": vae_images, "gan": gan_images}
@@ -258,40 +264,56 @@ def measure_multimodal(model, history: dict, train: dict, test: dict, seed: int)
 
 # %% ../nbs/90_cli.ipynb #4f3dfb4f
 def measure_demo(models: dict, histories: dict, data: dict, seed: int, quick: bool = False) -> tuple:
-    "Every model's measures and references (keyed alike), and the samples the report draws: three dicts."
-    digits, multi = data["digits"], data["multi"]
+    """Every model's measures and references (keyed alike), and the samples the report draws: three dicts. The judge
+    of the images is the package's digit classifier for the embedded digits, else a classifier trained on the dataset."""
+    from mmgen_nbdev.metrics import digit_judge, keras_dataset_judge
+    images = data["images"]
+    if data["dataset"] == "digits":
+        judge = digit_judge(16, epochs=5 if quick else 30)
+    else:
+        judge = keras_dataset_judge(data["dataset"], epochs=1 if quick else 3, n=len(images["train"]["label"]))
     measures, references, samples = measure_image_models(models["vae"], models["gan"], histories["vae"],
-                                                         histories["gan"], digits["train"], digits["test"], seed,
-                                                         classifier_epochs=5 if quick else 30)
-    measures["multimodal_vae"], references["multimodal_vae"] = measure_multimodal(
-        models["multimodal_vae"], histories["multimodal_vae"], multi["train"], multi["test"], seed)
+                                                         histories["gan"], images["train"], images["test"], seed, judge)
+    if "multi" in data:
+        measures["multimodal_vae"], references["multimodal_vae"] = measure_multimodal(
+            models["multimodal_vae"], histories["multimodal_vae"], data["multi"]["train"], data["multi"]["test"], seed)
     return measures, references, samples
 
 # %% ../nbs/90_cli.ipynb #4c75d102
-def load_demo_data() -> dict:
-    "The demo's data: the handwritten digits at 16×16 and MultiDigits, each split into `'train'` and `'test'`."
+def load_demo_data(dataset: str = "digits", quick: bool = False) -> dict:
+    """The demo's data, each split into `'train'` and `'test'`: the embedded handwritten digits at 16×16 and
+    MultiDigits, or MNIST or Fashion-MNIST from Keras's cache (the first 2,000 test images; with `quick`, 2,000
+    training and 500 test images)."""
     from mmgen_nbdev import data
-    return {"digits": {s: data.load_digits(s, image_size=16) for s in ("train", "test")},
-            "multi": {s: data.load_multidigits(s) for s in ("train", "test")}}
+    check_choice(dataset, "dataset", DEMO_DATASETS)
+    if dataset == "digits":
+        return {"dataset": dataset, "images": {s: data.load_digits(s, image_size=16) for s in ("train", "test")},
+                "multi": {s: data.load_multidigits(s) for s in ("train", "test")}}
+    load = data.load_mnist if dataset == "mnist" else data.load_fashion_mnist
+    return {"dataset": dataset, "images": {"train": load("train", 2000 if quick else None),
+                                           "test": load("test", 500 if quick else 2000)}}
 
 
-def run_demo(out, seed: int = 0, quick: bool = False, log=print) -> dict:
-    "Train a VAE and a conditional GAN on the digits and a multimodal VAE on MultiDigits; write the report into `out`; return the metrics."
+def run_demo(out, seed: int = 0, quick: bool = False, dataset: str = "digits", log=print) -> dict:
+    """Train a VAE and a class-conditional GAN on `dataset` ('digits', 'mnist' or 'fashion_mnist'), and with the
+    digits a multimodal VAE on MultiDigits; write the report into `out`; return the metrics."""
     import matplotlib
     matplotlib.use("Agg")
     from mmgen_nbdev.backend import backend_report
     seed, out = check_seed(seed), check_writable_folder(out, "out")  # before anything trains
-    laps, data = Laps(), load_demo_data()
-    log(f"{backend_report()}\ntraining on {len(data['digits']['train']['label'])} handwritten digits (16×16), "
-        f"testing on {len(data['digits']['test']['label'])}")
-    models, histories = train_demo(data, out, seed, QUICK_EPOCHS if quick else DEMO_EPOCHS, laps, log)
+    laps, data = Laps(), load_demo_data(dataset, quick)
+    train, test = data["images"]["train"], data["images"]["test"]
+    log(f"{backend_report()}\ntraining on {len(train['label'])} {dataset.replace('_', '-')} images "
+        f"({'×'.join(map(str, train['image'].shape[1:3]))}), testing on {len(test['label'])}")
+    models, histories = train_demo(data, out, seed, (QUICK_EPOCHS if quick else DEMO_EPOCHS)[dataset], laps, log)
     log("measuring")
     measures, references, samples = measure_demo(models, histories, data, seed, quick)
     laps.lap("measuring")
     log("writing the report")
-    tones = report.write_demo_figures(out, models, histories, samples, data["digits"]["test"], data["multi"]["test"])
+    tones = report.write_demo_figures(out, models, histories, samples, test, data.get("multi", {}).get("test"))
     laps.lap("figures")
-    metrics = {"backend": backend_report().backend, **measures, "references": references, **laps.summary()}
+    metrics = {"backend": backend_report().backend, "dataset": dataset, **measures, "references": references,
+               **laps.summary()}
     index = report.write_demo_report(out, metrics, tones)
     log(f"wrote {index} in {metrics['seconds']} s")
     return metrics
@@ -342,11 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     seed, out = _usage(check_seed, "seed", number=True), _usage(check_writable_folder, "out")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = lambda name, help: commands.add_parser(name, help=help, description=help, parents=[common])
-    demo = add("demo", "train a VAE, a GAN and a multimodal VAE on the embedded digits and write a report")
+    demo = add("demo", "train a VAE, a GAN and a multimodal VAE on the embedded digits (or a VAE and a GAN on "
+                       "MNIST or Fashion-MNIST) and write a report")
     demo.add_argument("--out", required=True, type=out, help="folder to write index.html, figures and models to "
                                                             "(created; checked for writing before anything trains)")
     demo.add_argument("--seed", type=seed, default=0, help="seed of the run (0 to 2**32 - 1)")
     demo.add_argument("--quick", action="store_true", help="a few epochs only (a smoke test)")
+    demo.add_argument("--dataset", choices=DEMO_DATASETS, default="digits",
+                      help="the embedded digits (default; also trains the multimodal VAE), or MNIST or Fashion-MNIST "
+                           "from Keras's cache")
     datasets = add("datasets", "write a preview of every embedded dataset to a folder")
     datasets.add_argument("--out", required=True, type=out, help="folder to write index.html and the previews to")
     datasets.add_argument("--seed", type=seed, default=0, help="seed of the pairing, captions and tones")
@@ -390,7 +416,7 @@ def _info(args) -> int:
 
 
 def _demo(args) -> int:
-    run_demo(args.out, seed=args.seed, quick=args.quick)
+    run_demo(args.out, seed=args.seed, quick=args.quick, dataset=args.dataset)
     print(f"open {args.out / 'index.html'}")
     return 0
 

@@ -147,11 +147,11 @@ def train_judge(train_images, train_labels, test_images, test_labels, epochs: in
 
 
 @functools.lru_cache(maxsize=4)
-def digit_judge(image_size: int = 16) -> Judge:
-    "The package's digit classifier at `image_size`, judged on the embedded digits' test split."
+def digit_judge(image_size: int = 16, epochs: int = 30) -> Judge:
+    "The package's digit classifier at `image_size` (trained `epochs`), judged on the embedded digits' test split."
     size = check_integer(image_size, "image_size", low=8)
     test = load_digits("test", image_size=size)
-    return Judge(digit_classifier(size)[1], test["image"], test["label"],
+    return Judge(digit_classifier(size, epochs)[1], test["image"], test["label"],
                  f"the digit classifier trained on the embedded {size}×{size} digits")
 
 

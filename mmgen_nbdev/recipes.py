@@ -11,8 +11,8 @@ from .checks import check_choice, check_number, check_positive_int, check_seed
 from .data import CAPTION_TEMPLATES, digit_caption, multidigits_vocabulary, shapes_vocabulary
 from .fusion import FUSIONS, MultimodalVAE, balanced_weights, likeliest_caption
 from .gan import GAN, dcgan_discriminator, dcgan_generator, gan_optimizers, mlp_discriminator, mlp_generator
-from .modalities import (audio_decoder, audio_encoder, image_decoder, image_encoder, text_decoder,
-                                    text_encoder)
+from .modalities import (audio_decoder, audio_encoder, check_image_shape, image_decoder, image_encoder,
+                                    text_decoder, text_encoder)
 from .vae import VAE
 
 # %% auto #0
@@ -97,11 +97,13 @@ def shapes_vae(fusion: str = "mopoe", latent_dim: int = 16, seed: int = 0, image
                          likelihood_weights=likelihood_weights)
 
 # %% ../nbs/08a_recipes.ipynb #50ec18a7
-def digits_vae(seed: int = 0, latent_dim: int = 2) -> VAE:
-    "The demo's VAE on 16×16 digits: the convolutional image encoder and decoder around a `latent_dim` code."
+def digits_vae(seed: int = 0, latent_dim: int = 2, image_shape=(16, 16, 1)) -> VAE:
+    """The demo's VAE on grey images: the convolutional image encoder and decoder around a `latent_dim` code, for the
+    embedded digits at 16×16 or MNIST and Fashion-MNIST at 28×28 (`image_shape`)."""
     seed, latent_dim = check_seed(seed), check_positive_int(latent_dim, "latent_dim")
+    image_shape = check_image_shape(image_shape, "image_shape", multiple=4)
     set_seed(seed)
-    return VAE(image_encoder((16, 16, 1), latent_dim, gaussian=True), image_decoder(latent_dim, (16, 16, 1)), seed=seed)
+    return VAE(image_encoder(image_shape, latent_dim, gaussian=True), image_decoder(latent_dim, image_shape), seed=seed)
 
 
 def digits_vae_optimizer(learning_rate: float = 2e-3) -> keras.optimizers.Optimizer:
@@ -109,13 +111,15 @@ def digits_vae_optimizer(learning_rate: float = 2e-3) -> keras.optimizers.Optimi
     return keras.optimizers.Adam(check_number(learning_rate, "learning_rate", low=0, low_open=True))
 
 # %% ../nbs/08a_recipes.ipynb #fc0daacc
-def digits_cgan(seed: int = 0, latent_dim: int = 32, condition: str = "label") -> GAN:
-    "A DCGAN on 16×16 digits scaled to [−1, 1], conditioned on the digit's `'label'` or a MultiDigits `'caption'`."
+def digits_cgan(seed: int = 0, latent_dim: int = 32, condition: str = "label", image_shape=(16, 16, 1)) -> GAN:
+    """A DCGAN on grey images scaled to [−1, 1] (16×16 digits, or 28×28 MNIST and Fashion-MNIST: `image_shape`),
+    conditioned on the class `'label'` (ten classes) or a MultiDigits `'caption'`."""
     seed, latent_dim = check_seed(seed), check_positive_int(latent_dim, "latent_dim")
     check_choice(condition, "condition", ("label", "caption"))
+    image_shape = check_image_shape(image_shape, "image_shape", multiple=4)
     given = {"num_classes": 10} if condition == "label" else {"caption": (6, len(multidigits_vocabulary()))}
     set_seed(seed)
-    return GAN(dcgan_generator(latent_dim, (16, 16, 1), **given), dcgan_discriminator((16, 16, 1), **given),
+    return GAN(dcgan_generator(latent_dim, image_shape, **given), dcgan_discriminator(image_shape, **given),
                value_range=(-1, 1), seed=seed)
 
 

@@ -12,8 +12,8 @@ import numpy as np
 from .checks import check_seed, check_writable_folder
 
 # %% auto #0
-__all__ = ['CROSS_MODAL_PAIRS', 'METRIC_NOTES', 'describe_arrays', 'write_page', 'write_dataset_previews', 'measures_table',
-           'tone_from_log_mel', 'demo_sections', 'write_demo_figures', 'write_demo_report']
+__all__ = ['CROSS_MODAL_PAIRS', 'DATASET_NAMES', 'METRIC_NOTES', 'describe_arrays', 'write_page', 'write_dataset_previews',
+           'measures_table', 'tone_from_log_mel', 'demo_sections', 'write_demo_figures', 'write_demo_report']
 
 # %% ../nbs/89_report.ipynb #af7225f2
 def describe_arrays(arrays: dict, prefix: str = "") -> dict:
@@ -119,6 +119,8 @@ def write_dataset_previews(out, seed: int = 0, log=print) -> Path:
 
 # %% ../nbs/89_report.ipynb #05dd9dd3
 CROSS_MODAL_PAIRS = (("text", "image"), ("audio", "image"), ("image", "text"), ("image", "audio"))
+DATASET_NAMES = {"digits": "the embedded handwritten digits (16×16)", "mnist": "MNIST (28×28) from Keras's cache",
+                 "fashion_mnist": "Fashion-MNIST (28×28) from Keras's cache"}
 _COHERENCE = ("share of test samples whose {b} generated from the {a} shows the sample's digit, as read by the "
               "package's {b} reader")
 METRIC_NOTES = {  # measure: (label, better, meaning, reference)
@@ -127,15 +129,18 @@ METRIC_NOTES = {  # measure: (label, better, meaning, reference)
     "test_nll_iwae64_nats": ("test NLL, IWAE bound (K = 64)", "lower", "a tighter upper bound on −log p(x) from 64 "
                              "importance samples", "pixels independent, each at its training mean"),
     "frechet_distance_samples": ("Fréchet distance, 500 samples", "lower", "distance between Gaussians fitted to the "
-                                 "digit classifier's 64 features of the samples and of the 360 test digits; 0 = same "
-                                 "statistics", "two halves of the real test digits (180 each)"),
+                                 "judge's 64 features of the samples and of the test images; 0 = same statistics",
+                                 "two halves of the real test images"),
+    "judge_accuracy": ("judge's accuracy on the test images", "higher", "share of the real test images that a linear "
+                       "probe on the judge's features (a classifier trained on this dataset) names correctly: the "
+                       "feature-based measures mean something only well above chance", "chance"),
     "precision": ("precision", "higher", "share of samples inside the real digits' k-NN manifold (fidelity)",
                   "one half of the real test digits against the other"),
     "recall": ("recall", "higher", "share of real test digits inside the samples' k-NN manifold (diversity)",
                "one half of the real test digits against the other"),
-    "classifier_reads_asked_digit": ("classifier reads the digit asked for", "higher", "share of the 500 samples "
-                                     "(50 of each digit) the package's classifier reads as the digit requested",
-                                     "chance 0.10; the classifier on real test digits"),
+    "classifier_reads_asked_digit": ("judge reads the class asked for", "higher", "share of the 500 samples "
+                                     "(50 of each class) the judge reads as the class requested",
+                                     "the judge on real test images"),
     "classification_accuracy_score": ("classification accuracy score", "higher", "accuracy on real test digits of a "
                                       "logistic regression trained on the 500 labelled samples only",
                                       "chance 0.10; the same regression trained on 500 real training digits"),
@@ -184,15 +189,17 @@ def _loss_curves(histories: dict, path):
               ("multimodal_vae", "Multimodal VAE: −ELBO and its terms (nats, symlog)",
                {"neg_elbo": "−ELBO", "image_nll": "image NLL", "text_nll": "caption NLL", "audio_nll": "tone NLL",
                 "kl": "KL"})]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.2))
-    for ax, (model, title, curves) in zip(axes, panels):
+    panels = [panel for panel in panels if panel[0] in histories]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
+    for ax, (model, title, curves) in zip(axes[0], panels):
         for key, label in curves.items():
             if key in histories[model]:
                 values = histories[model][key]
                 ax.plot(range(1, len(values) + 1), values, label=label, marker="." if len(values) < 10 else None)
         ax.set_title(title), ax.set_xlabel("epoch"), ax.legend(fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[2].set_yscale("symlog", linthresh=10)  # the tone's NLL is a hundred times the caption's
+    if len(panels) == 3:
+        axes[0, 2].set_yscale("symlog", linthresh=10)  # the tone's NLL is a hundred times the caption's
     _save(fig, path)
 
 
@@ -261,52 +268,60 @@ def _tone_players(out: Path, test: dict, pick, generated_audio) -> str:
 # %% ../nbs/89_report.ipynb #1c32d806
 def demo_sections(metrics: dict, tones_html: str = "") -> list:
     "The sections of the demo's page (see `write_page`) from its `metrics`, as `run_demo` writes them."
-    v, g, mm, refs = metrics["vae"], metrics["gan"], metrics["multimodal_vae"], metrics["references"]
+    v, g, mm, refs = metrics["vae"], metrics["gan"], metrics.get("multimodal_vae"), metrics["references"]
     steps = ", ".join(f"{k.replace('_', ' ')} {s:.0f} s" for k, s in metrics["seconds_by_step"].items())
-    return [
-        {"heading": "This run", "text": f"Backend: {metrics['backend']}. Epochs: VAE {v['epochs']}, GAN {g['epochs']}, "
-                                        f"multimodal VAE {mm['epochs']}. Total time: {metrics['seconds']:.0f} s "
-                                        f"({steps})."},
+    dataset = DATASET_NAMES[metrics.get("dataset", "digits")]
+    epochs = f"VAE {v['epochs']}, GAN {g['epochs']}" + (f", multimodal VAE {mm['epochs']}" if mm else "")
+    sections = [
+        {"heading": "This run", "text": f"Data: {dataset}. Backend: {metrics['backend']}. Epochs: {epochs}. "
+                                        f"Total time: {metrics['seconds']:.0f} s ({steps})."},
         {"heading": "VAE: reconstructions", "image": "vae_reconstructions.png",
-         "text": "Top: test digits; bottom: decoded from their posterior means."},
+         "text": "Top: test images; bottom: decoded from their posterior means."},
         {"heading": "VAE: samples from the prior", "image": "vae_samples.png", "text": "Thirty of the 500 samples measured below."},
         {"heading": "VAE: the latent space", "image": "vae_latent.png",
-         "text": "Posterior means of the test digits, coloured by digit (the model never saw a label).",
+         "text": "Posterior means of the test images, coloured by class (the model never saw a label).",
          "html": measures_table(v, refs["vae"])},
-        {"heading": "Conditional GAN: digits on request", "image": "gan_samples.png",
-         "text": "Three samples of each digit, asked for by its label.", "html": measures_table(g, refs["gan"])},
+        {"heading": "Conditional GAN: classes on request", "image": "gan_samples.png",
+         "text": "Three samples of each class, asked for by its label.", "html": measures_table(g, refs["gan"])}]
+    if mm:
+        sections.append(
         {"heading": "Multimodal VAE (MoPoE): any modality from any other", "image": "multimodal.png",
          "text": "Rows: test captions (titles) and the images generated from them; test tones (log-mel) and the images "
                  "generated from them; test images with the captions generated from them (titles); the tones generated "
                  "from the same images. Below, the same ten tones to play: each test tone and the tone generated from "
                  "the test image of its digit.",
-         "html": tones_html + measures_table(mm, refs["multimodal_vae"])},
+         "html": tones_html + measures_table(mm, refs["multimodal_vae"])})
+    models = ["vae.keras", "gan.keras"] + (["multimodal.keras"] if mm else [])
+    return sections + [
         {"heading": "Training curves", "image": "losses.png",
-         "text": "Per epoch: the VAE's −ELBO on training and test digits, the GAN's two losses, and the multimodal "
-                 "VAE's −ELBO with its terms (negative log-likelihood of each modality and the KL)."},
+         "text": "Per epoch: the VAE's −ELBO on training and test images, the GAN's two losses" + (
+                 ", and the multimodal VAE's −ELBO with its terms (negative log-likelihood of each modality and the KL)."
+                 if mm else ".")},
         {"heading": "Files", "html": '<p><a href="metrics.json">metrics.json</a> (every number above, references '
-         'included) · <a href="vae.keras">vae.keras</a> · <a href="gan.keras">gan.keras</a> · '
-         '<a href="multimodal.keras">multimodal.keras</a>: load with <code>import mmgen_nbdev</code> then '
-         '<code>keras.saving.load_model(path)</code>.</p>'},
+         'included) · ' + " · ".join(f'<a href="{m}">{m}</a>' for m in models) + ': load with <code>import '
+         'mmgen_nbdev</code> then <code>keras.saving.load_model(path)</code>.</p>'},
     ]
 
 # %% ../nbs/89_report.ipynb #e0594b2e
-def write_demo_figures(out: Path, models: dict, histories: dict, samples: dict, digits_test: dict,
-                       multi_test: dict) -> str:
-    "Draw the demo's figures into `out` and write its tones; return the HTML of the tone players."
+def write_demo_figures(out: Path, models: dict, histories: dict, samples: dict, images_test: dict,
+                       multi_test: dict | None = None) -> str:
+    "Draw the demo's figures into `out` and, with a multimodal VAE, write its tones; return the tone players' HTML."
     import matplotlib.pyplot as plt
-    vae, multimodal = models["vae"], models["multimodal_vae"]
-    test = digits_test["image"]
+    vae, multimodal = models["vae"], models.get("multimodal_vae")
+    test = images_test["image"]
     _grid(np.concatenate([test[:10], vae.reconstruct(test[:10])]), 2, 10, out / "vae_reconstructions.png")
     _grid(samples["vae"][:30], 3, 10, out / "vae_samples.png")
-    by_digit = samples["gan"].reshape(10, 50, 16, 16, 1)[:, :3].transpose(1, 0, 2, 3, 4).reshape(30, 16, 16, 1)
-    _grid(by_digit, 3, 10, out / "gan_samples.png", titles=[str(d) for d in range(10)])
+    shape = test.shape[1:]
+    by_class = samples["gan"].reshape(10, 50, *shape)[:, :3].transpose(1, 0, 2, 3, 4).reshape(30, *shape)
+    _grid(by_class, 3, 10, out / "gan_samples.png", titles=[str(d) for d in range(10)])
     means = vae.embed(test)
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    points = ax.scatter(means[:, 0], means[:, 1], c=digits_test["label"], cmap="tab10", s=8)
-    fig.colorbar(points, ticks=range(10), label="digit"); ax.set_xlabel("$z_1$"); ax.set_ylabel("$z_2$")
+    points = ax.scatter(means[:, 0], means[:, 1], c=images_test["label"], cmap="tab10", s=8)
+    fig.colorbar(points, ticks=range(10), label="class"); ax.set_xlabel("$z_1$"); ax.set_ylabel("$z_2$")
     _save(fig, out / "vae_latent.png")
     _loss_curves(histories, out / "losses.png")
+    if multimodal is None:
+        return ""
     pick = _cross_modal_grid(multimodal, multi_test, out / "multimodal.png")
     generated = multimodal.generate(given={"image": multi_test["image"][pick]}, target="audio")
     return _tone_players(out, multi_test, pick, generated)
@@ -316,5 +331,6 @@ def write_demo_report(out, metrics: dict, tones_html: str = "") -> Path:
     "Write the demo's `metrics.json` and its `index.html` (`demo_sections`) into the folder `out`; return the page's path."
     out = Path(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    return write_page(out / "index.html", "mmgen_nbdev demo: a VAE, a GAN and a multimodal VAE on handwritten digits",
-                      demo_sections(metrics, tones_html))
+    title = ("a VAE, a GAN and a multimodal VAE on handwritten digits" if "multimodal_vae" in metrics else
+             f"a VAE and a GAN on {DATASET_NAMES[metrics['dataset']]}")
+    return write_page(out / "index.html", f"mmgen_nbdev demo: {title}", demo_sections(metrics, tones_html))

@@ -89,6 +89,7 @@ def test_missing_out_is_a_usage_error():
     (("bench", "--models", "diffusion"), "--models"),
     (("bench", "--models", "vae,vae"), "--models"),
     (("demo", "--quick", "--bogus"), "--bogus"),
+    (("demo", "--out", "x", "--dataset", "cifar10"), "--dataset"),
 ])
 def test_every_bad_value_is_a_one_line_usage_error(tmp_path, args, argument):
     command, *rest = args
@@ -189,6 +190,34 @@ def test_demo_quick_writes_the_report_and_models(tmp_path):
     assert vae.generate(2).shape == (2, 16, 16, 1) and gan.generate(2, labels=[3, 4]).shape == (2, 16, 16, 1)
     multimodal_vae = keras.saving.load_model(tmp_path / "multimodal.keras")
     assert multimodal_vae.generate(n=2, target="text").shape == (2, 6)
+
+
+def test_demo_on_mnist_reads_keras_cache_and_judges_with_a_classifier_of_mnist(tmp_path):
+    import keras
+    import mmgen_nbdev  # noqa: F401  (registers the classes that load_model needs)
+    from mmgen_nbdev.data import load_digits
+    cache = tmp_path / "keras" / "datasets"  # an mnist.npz in Keras's format, written here from the embedded digits
+    cache.mkdir(parents=True)
+    arrays = {}
+    for split in ("train", "test"):
+        d = load_digits(split, image_size=28)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = np.round(d["image"][..., 0] * 255).astype(np.uint8), d["label"]
+    np.savez(cache / "mnist.npz", **arrays)
+    out = tmp_path / "out"
+    result = run("demo", "--out", str(out), "--quick", "--dataset", "mnist",
+                 env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1437 mnist images (28×28)" in result.stdout and "multimodal" not in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "mnist" and "multimodal_vae" not in metrics
+    assert metrics["gan"]["judge_accuracy"] > 2 * metrics["references"]["gan"]["judge_accuracy"]  # well above chance
+    for model in ("vae", "gan"):
+        assert set(metrics["references"][model]) == set(metrics[model]) - {"epochs"}
+    page = (out / "index.html").read_text()
+    assert "MNIST (28×28) from Keras&#x27;s cache" in page or "MNIST (28×28) from Keras's cache" in page
+    assert not (out / "multimodal.png").exists() and "multimodal.keras" not in page
+    vae, gan = keras.saving.load_model(out / "vae.keras"), keras.saving.load_model(out / "gan.keras")
+    assert vae.generate(2).shape == (2, 28, 28, 1) and gan.generate(2, labels=[3, 4]).shape == (2, 28, 28, 1)
 
 
 def tiny_models():

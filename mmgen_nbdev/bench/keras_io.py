@@ -135,7 +135,7 @@ KERAS_IO_MODELS = {"vae": {"batch_size": 128, "latent_dim": 2}, "dcgan": {"batch
 
 def build_keras_io(model: str, implementation: str, seed: int = 0, image_shape=(28, 28, 1)) -> tuple:
     "`(compiled model, evaluator)` of `model` ('vae' or 'dcgan') as the keras.io example writes it or as ours."
-    from mmgen_nbdev import gan, modalities, vae
+    from mmgen_nbdev import gan, recipes, vae
     check_choice(model, "model", tuple(KERAS_IO_MODELS))
     check_choice(implementation, "implementation", ("keras.io", "ours"))
     set_seed(seed)
@@ -144,11 +144,11 @@ def build_keras_io(model: str, implementation: str, seed: int = 0, image_shape=(
         if implementation == "keras.io":
             encoder, decoder = keras_io_vae_networks(image_shape, latent_dim)
             net, evaluator = KerasIoVAE(encoder, decoder), vae.VAE(encoder, decoder, seed=seed)
+            net.compile(optimizer=keras.optimizers.Adam(1e-3))
             evaluator.compile()
         else:
-            encoder = modalities.image_encoder(image_shape, latent_dim, gaussian=True)
-            net = evaluator = vae.VAE(encoder, modalities.image_decoder(latent_dim, image_shape), seed=seed)
-        net.compile(optimizer=keras.optimizers.Adam(1e-3))
+            net = evaluator = recipes.digits_vae(seed, latent_dim, image_shape)
+            net.compile(optimizer=recipes.digits_vae_optimizer())
         return net, evaluator
     if implementation == "keras.io":
         generator, discriminator = keras_io_dcgan_networks(image_shape, latent_dim)
@@ -158,7 +158,7 @@ def build_keras_io(model: str, implementation: str, seed: int = 0, image_shape=(
         return net, generator
     generator = gan.dcgan_generator(latent_dim, image_shape)
     net = gan.GAN(generator, gan.dcgan_discriminator(image_shape), value_range=(-1, 1), seed=seed)
-    net.compile(**gan.gan_optimizers(2e-4))
+    net.compile(**recipes.digits_cgan_optimizers())
     return net, generator
 
 
