@@ -87,16 +87,18 @@ class PixelShuffle(layers.Layer):
 
 def upsample(h, filters: int, activation=None, use_bias: bool = True, name: str | None = None):
     "`h` at twice its height and width with `filters` channels: a sub-pixel convolution (2×2 kernel, pixel shuffle)."
-    h = layers.Conv2D(4 * filters, 2, padding="same", activation=activation, use_bias=use_bias, name=name)(h)
-    return PixelShuffle()(h)
+    h = layers.Conv2D(4 * filters, 2, padding="same", activation=activation, use_bias=use_bias,
+                      name=None if name is None else f"{name}_conv")(h)
+    return PixelShuffle(name=name)(h)
 
 # %% ../nbs/02_modalities.ipynb #cf8f7a38
-def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64, 32), hidden: int = 128,
+def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64, 64), hidden: int = 128,
                   name: str = "image_decoder") -> keras.Model:
     """A decoder from a `latent_dim` code to unnormalised parameters (e.g. logits) of images of `output_shape`.
 
-    `kind="conv"`: a dense layer to a (h/2ᵏ, w/2ᵏ, filters[0]) grid, then per entry of `filters` a sub-pixel
-    convolution doubling the resolution (`upsample`), then a 3×3 convolution to the image's channels; `kind="dense"`: the mirror of the dense
+    `kind="conv"`: a dense layer to a (h/2ᵏ, w/2ᵏ, filters[0]) grid (k = len(filters)), then per further entry of
+    `filters` a sub-pixel convolution doubling the resolution to that many channels (`upsample`), and a last one
+    doubling it to the image's channels; `kind="dense"`: the mirror of the dense
     encoder."""
     latent_dim, filters = check_positive_int(latent_dim, "latent_dim"), check_sizes(filters, "filters")
     hidden = check_integer(hidden, "hidden", 2 if kind == "dense" else 1)
@@ -110,9 +112,9 @@ def image_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64
         h = layers.Dense(hidden, activation="relu")(z)
         h = layers.Dense((height // scale) * (width // scale) * filters[0], activation="relu")(h)
         h = layers.Reshape((height // scale, width // scale, filters[0]))(h)
-        for f in filters:
+        for f in filters[1:]:
             h = upsample(h, f, activation="relu")
-        out = layers.Conv2D(channels, 3, padding="same", name="logits")(h)
+        out = upsample(h, channels, name="logits")
     else:
         h = z
         for units in (hidden // 2, hidden):
@@ -202,7 +204,7 @@ def audio_encoder(input_shape, latent_dim: int, kind: str = "conv", filters=(32,
     return keras.Model(features, inner(layers.Reshape((frames, mels, 1))(features)), name=name)
 
 
-def audio_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64, 32), hidden: int = 128,
+def audio_decoder(latent_dim: int, output_shape, kind: str = "conv", filters=(64, 64), hidden: int = 128,
                   name: str = "audio_decoder") -> keras.Model:
     "A decoder from a `latent_dim` code to the mean of (N, frames, mels) spectrograms: the image decoder of `kind`."
     frames, mels = _spectrogram_shape(output_shape, "output_shape")
