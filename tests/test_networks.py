@@ -9,6 +9,7 @@ from keras import layers, ops
 
 from mmgen_nbdev.ae import Autoencoder
 from mmgen_nbdev.backend import set_seed
+from mmgen_nbdev.bench.keras_io import keras_io_vae_networks
 from mmgen_nbdev.data import load_digits
 from mmgen_nbdev.gan import GAN
 from mmgen_nbdev.vae import VAE, elbo_terms
@@ -17,40 +18,18 @@ pytestmark = pytest.mark.backends
 SHAPE = (16, 16, 1)
 
 
-@keras.saving.register_keras_serializable(package="test_networks")
-class Sampling(layers.Layer):
-    "keras.io's sampling layer (its Keras 3 version): z = mean + exp(log_var / 2) · ε."
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.seed_generator = keras.random.SeedGenerator(1337)
-
-    def call(self, inputs):
-        mean, log_var = inputs
-        return mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+def keras_io_encoder():
+    "The keras.io VAE example's encoder at 16×16 (as the benchmark re-implements it): returns [z_mean, z_log_var, z]."
+    return keras_io_vae_networks(SHAPE, 2)[0]
 
 
-def keras_io_encoder(latent_dim=2):
-    "The keras.io VAE example's encoder at 16×16: returns [z_mean, z_log_var, z]."
-    x = keras.Input(SHAPE)
-    h = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(x)
-    h = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(h)
-    h = layers.Dense(16, activation="relu")(layers.Flatten()(h))
-    mean, log_var = layers.Dense(latent_dim, name="z_mean")(h), layers.Dense(latent_dim, name="z_log_var")(h)
-    return keras.Model(x, [mean, log_var, Sampling()([mean, log_var])], name="encoder")
-
-
-def keras_io_decoder(latent_dim=2):
+def keras_io_decoder():
     "The keras.io VAE example's decoder at 16×16: transposed convolutions ending in a sigmoid."
-    z = keras.Input((latent_dim,))
-    h = layers.Reshape((4, 4, 64))(layers.Dense(4 * 4 * 64, activation="relu")(z))
-    h = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(h)
-    h = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(h)
-    return keras.Model(z, layers.Conv2DTranspose(1, 3, activation="sigmoid", padding="same")(h), name="decoder")
+    return keras_io_vae_networks(SHAPE, 2)[1]
 
 
 def keras_io_dcgan(latent_dim=8):
-    "The keras.io DCGAN example's Sequential networks at 16×16: a sigmoid generator and a logit discriminator."
+    "Small Sequential networks in the keras.io DCGAN example's form (16×16): a sigmoid generator, a logit discriminator."
     discriminator = keras.Sequential([keras.Input(SHAPE), layers.Conv2D(16, 3, strides=2, padding="same"),
                                       layers.LeakyReLU(0.2), layers.GlobalMaxPooling2D(), layers.Dense(1)],
                                      name="discriminator")

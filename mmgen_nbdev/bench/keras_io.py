@@ -10,14 +10,14 @@ import numpy as np
 from keras import layers, ops
 
 from ..backend import gradient_tape, set_seed
-from .references import ReferenceLossModel
+from .references import ReferenceGAN, ReferenceLossModel
 from ..checks import check_choice
 from ..data import load_digits
 from ..mnist import keras_cache_dir, load_mnist
 
 # %% auto #0
-__all__ = ['KERAS_IO_MODELS', 'Sampling', 'keras_io_vae_networks', 'KerasIoVAE', 'keras_io_dcgan_networks', 'KerasIoGAN',
-           'keras_io_origin', 'keras_io_data', 'build_keras_io', 'keras_io_fit_inputs', 'keras_io_quality']
+__all__ = ['KERAS_IO_MODELS', 'Sampling', 'keras_io_vae_networks', 'KerasIoVAE', 'keras_io_dcgan_networks', 'keras_io_origin',
+           'keras_io_data', 'build_keras_io', 'keras_io_fit_inputs', 'keras_io_quality']
 
 # %% ../../nbs/91e_bench_keras_io.ipynb #f28a2832
 @keras.saving.register_keras_serializable(package="mmgen_nbdev.bench")
@@ -84,35 +84,6 @@ def keras_io_dcgan_networks(image_shape=(28, 28, 1), latent_dim: int = 128) -> t
     return generator, discriminator
 
 
-class KerasIoGAN(keras.Model):
-    "The example's `GAN` model: its `compile(d_optimizer, g_optimizer, loss_fn)` and its two-tape `train_step`."
-
-    def __init__(self, discriminator, generator, latent_dim: int):
-        super().__init__()
-        self.discriminator, self.generator, self.latent_dim = discriminator, generator, latent_dim
-        self.seed_generator = keras.random.SeedGenerator(1337)
-
-    def compile(self, d_optimizer, g_optimizer, loss_fn):
-        super().compile()
-        self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
-
-    def train_step(self, real_images):
-        batch_size = ops.shape(real_images)[0]
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-        combined = ops.concatenate([self.generator(z), real_images], axis=0)
-        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
-        labels += 0.05 * keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
-        with gradient_tape() as tape:
-            d_loss = self.loss_fn(labels, self.discriminator(combined))
-        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-        with gradient_tape() as tape:
-            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), self.discriminator(self.generator(z)))
-        grads = tape.gradient(g_loss, self.generator.trainable_weights)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
-        return {"d_loss": d_loss, "g_loss": g_loss}
-
 # %% ../../nbs/91e_bench_keras_io.ipynb #48df5593
 def keras_io_origin() -> str:
     "Which data `keras_io_data` reads here, in words."
@@ -152,7 +123,7 @@ def build_keras_io(model: str, implementation: str, seed: int = 0, image_shape=(
         return net, evaluator
     if implementation == "keras.io":
         generator, discriminator = keras_io_dcgan_networks(image_shape, latent_dim)
-        net = KerasIoGAN(discriminator, generator, latent_dim)
+        net = ReferenceGAN(discriminator, generator, latent_dim)
         net.compile(d_optimizer=keras.optimizers.Adam(3e-4), g_optimizer=keras.optimizers.Adam(3e-4),
                     loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
         return net, generator

@@ -65,7 +65,7 @@ class ReferenceVAE(ReferenceLossModel):
 
 # %% ../../nbs/91a_bench_references.ipynb #9dd01308
 class ReferenceGAN(keras.Model):
-    "keras.io examples/generative/dcgan_overriding_train_step.py: sigmoid D, label noise, two GradientTapes."
+    "keras.io examples/generative/dcgan_overriding_train_step.py: a logit D, label noise, two GradientTapes."
 
     def __init__(self, discriminator, generator, latent_dim, **kwargs):
         super().__init__(**kwargs)
@@ -88,12 +88,12 @@ class ReferenceGAN(keras.Model):
         labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
         labels += 0.05 * keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
         with gradient_tape() as tape:
-            d_loss = self.loss_fn(labels, ops.sigmoid(self.discriminator(combined)))
+            d_loss = self.loss_fn(labels, self.discriminator(combined))
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
         z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
         with gradient_tape() as tape:
-            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), ops.sigmoid(self.discriminator(self.generator(z))))
+            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), self.discriminator(self.generator(z)))
         grads = tape.gradient(g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
         self.d_loss_metric.update_state(d_loss)
@@ -178,7 +178,7 @@ def build(model: str, implementation: str, seed: int = 0):
             net.compile(**optimizers)
         else:
             net = ReferenceGAN(discriminator, generator, 32)
-            net.compile(loss_fn=keras.losses.BinaryCrossentropy(), **optimizers)
+            net.compile(loss_fn=keras.losses.BinaryCrossentropy(from_logits=True), **optimizers)
         return net, generator
     evaluator = recipes.multidigits_vae("moe", seed=seed, likelihood_weights=None)  # the reference's equal weights
     net = evaluator if ours else ReferenceMixtureVAE(evaluator.encoders, evaluator.decoders)
