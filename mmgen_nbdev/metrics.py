@@ -14,7 +14,7 @@ import numpy as np
 from .checks import (
     check_choice, check_finite, check_integer, check_interval, check_number, check_positive_int, check_seed)
 from .data import load_digits
-from .modalities import predict_padded
+from .modalities import _is_stream, predict_padded, stream_batches
 from mmgen_nbdev.readers import (
     _check_level, _images, digit_classifier, read_colour, read_digits, read_shape_factors, shape_classifier,
     train_classifier)
@@ -102,20 +102,27 @@ class Judge:
         self.accuracy = float(self.probe.score(features[1::2], labels[1::2]))
         self.chance = float(np.bincount(labels[1::2]).max() / len(labels[1::2]))
 
-    def features(self, images) -> np.ndarray:
-        "The network's features of `images`, as NumPy (N, features)."
-        return _features(_images(images, "images", self.image_shape), self.network).reshape(len(images), -1)
+    def features(self, images, name: str = "images") -> np.ndarray:
+        """The network's features of `images` as NumPy (N, features): an array, or a dataset read batch by batch
+        (a `PyDataset`, a `tf.data.Dataset` such as `keras.utils.image_dataset_from_directory` gives, a generator)."""
+        if _is_stream(images):
+            parts = [self.features(batch, name) for batch, _ in stream_batches(images)]
+            if not parts:
+                raise ValueError(f"`{name}` yielded no batches.")
+            return np.concatenate(parts)
+        return _features(_images(images, name, self.image_shape), self.network).reshape(len(images), -1)
 
     def read(self, images) -> np.ndarray:
         "The class the probe names for each image."
         return self.probe.predict(self.features(images))
 
-    def check_reads(self, images=None, labels=None) -> tuple:
-        """`(accuracy, where)`: on `images` with `labels` when given, else on the test split; a `ValueError` near chance."""
+    def check_reads(self, features=None, labels=None) -> tuple:
+        """`(accuracy, where)`: the probe's on real images' `features` with `labels` when given, else on the test
+        split; a `ValueError` when it is near chance."""
         where, accuracy = "its test split", self.accuracy
         if labels is not None:
-            labels = _labels(labels, "real_labels", len(images), "real_images")
-            where, accuracy = "the real images", float(np.mean(self.read(images) == labels))
+            labels = _labels(labels, "real_labels", len(features), "real_images")
+            where, accuracy = "the real images", float(np.mean(self.probe.predict(features) == labels))
         needed = self.chance + NEAR_CHANCE * (1 - self.chance)
         if accuracy < needed:
             raise ValueError(
@@ -173,10 +180,10 @@ def _features(images, extractor):
 def judged_frechet_distance(real_images, generated_images, judge: Judge, real_labels=None) -> JudgedScore:
     """Fréchet distance between real and generated images in `judge`'s features, with the judge's accuracy beside it:
     on `real_images` when `real_labels` are given, else on the judge's own test split. Refused near chance."""
-    real = _images(real_images, "real_images", judge.image_shape)
-    generated = _images(generated_images, "generated_images", judge.image_shape)
+    real = judge.features(real_images, "real_images")
     accuracy, where = judge.check_reads(real, real_labels)
-    return JudgedScore(frechet_distance(judge.features(real), judge.features(generated)), judge, accuracy, where)
+    generated = judge.features(generated_images, "generated_images")
+    return JudgedScore(frechet_distance(real, generated), judge, accuracy, where)
 
 
 def digit_frechet_distance(real_images, generated_images, image_size: int = 16, real_labels=None) -> JudgedScore:

@@ -22,8 +22,8 @@ __all__ = ['PROTOCOL', 'check_image_shape', 'image_encoder', 'PixelShuffle', 'up
            'text_encoder', 'text_decoder', 'shift_tokens', 'decode_tokens', 'audio_encoder', 'audio_decoder',
            'check_batch', 'check_loop_arguments', 'sample_count', 'padded', 'in_whole_shares', 'predict_padded',
            'check_batches_share_devices', 'SavesRandomState', 'check_shape', 'CheckedLoops', 'ModelProtocol',
-           'deprecated_alias', 'in_batches', 'compiled_call', 'serialize_networks', 'deserialize_networks',
-           'ComposedModel']
+           'deprecated_alias', 'in_batches', 'compiled_call', 'stream_batches', 'first_batch', 'serialize_networks',
+           'deserialize_networks', 'ComposedModel']
 
 # %% ../nbs/02_modalities.ipynb #b89e0fe9
 def check_image_shape(shape, name: str = "input_shape", multiple: int = 1) -> tuple:
@@ -354,6 +354,17 @@ class CheckedLoops(SavesRandomState):
         self.check_inputs(x, name)
         return x
 
+    def _check_data(self, x, name: str):
+        "`check_inputs` on arrays, and on the first batch of a dataset (the rest is seen only as it streams)."
+        self.check_inputs(x, name)
+        batch = first_batch(x) if _is_stream(x) else None
+        if batch is not None:
+            try:
+                self.check_inputs(batch, name)
+            except ValueError as error:
+                raise ValueError(f"{error} (seen in the first batch of the {type(x).__name__} passed as `{name}`: "
+                                 f"transform the dataset, e.g. `.map(lambda x, y: (x / 255, y))`)") from None
+
     def _run_loop(self, loop, arguments: dict):
         "Keras's `loop` with `arguments`; if it fails, forget the traced functions so the next call traces anew."
         try:
@@ -364,12 +375,12 @@ class CheckedLoops(SavesRandomState):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         arguments = check_loop_arguments("fit", x, y, *args, **kwargs)
-        self.check_inputs(x, "x")
+        self._check_data(x, "x")
         validation_data = arguments.get("validation_data")
         if isinstance(validation_data, (tuple, list)) and validation_data:
             validation_data = validation_data[0]
         if validation_data is not None:
-            self.check_inputs(validation_data, "validation_data")
+            self._check_data(validation_data, "validation_data")
         check_batches_share_devices(self, "fit", arguments)
         check_precision_supported(self)
         refuse_tf_distribute(self, self.tf_distribute_problem)
@@ -378,7 +389,7 @@ class CheckedLoops(SavesRandomState):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         arguments = check_loop_arguments("evaluate", x, y, *args, **kwargs)
-        self.check_inputs(x, "x")
+        self._check_data(x, "x")
         check_batches_share_devices(self, "evaluate", arguments)
         return self._run_loop(super().evaluate, arguments)
 
@@ -461,6 +472,31 @@ def _is_stream(x) -> bool:
     "Whether `x` is data Keras reads batch by batch (a dataset, `PyDataset` or generator) rather than arrays."
     return (x is not None and not isinstance(x, (np.ndarray, list, tuple, dict, str, numbers.Number))
             and not hasattr(x, "shape"))
+
+
+def _as_numpy(batch) -> tuple:
+    "A stream's batch as NumPy `(inputs, targets or None)`: a batch is inputs, or a tuple (inputs, targets[, weights])."
+    inputs, targets = (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, tuple) else (batch, None)
+    convert = lambda tree: None if tree is None else keras.tree.map_structure(np.asarray, tree)
+    return convert(inputs), convert(targets)
+
+
+def stream_batches(x):
+    """The batches of a `keras.utils.PyDataset` or an iterable dataset (`tf.data.Dataset`, a torch `DataLoader`,
+    a generator), one at a time as NumPy `(inputs, targets or None)`: memory holds one batch."""
+    batches = (x[i] for i in range(len(x))) if isinstance(x, keras.utils.PyDataset) else iter(x)
+    for batch in batches:
+        yield _as_numpy(batch)
+
+
+def first_batch(x):
+    """The inputs of the first batch of a `PyDataset` or a `tf.data.Dataset` as NumPy, read without consuming `x`;
+    None for a stream that cannot be read twice (a generator)."""
+    if isinstance(x, keras.utils.PyDataset) and len(x):
+        return _as_numpy(x[0])[0]
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "take"):
+        return next((_as_numpy(batch)[0] for batch in x.take(1)), None)
+    return None
 
 
 # %% ../nbs/02_modalities.ipynb #cd5a0cc5
