@@ -21,7 +21,7 @@ from keras import ops
 from .references import BATCH_SIZE, bench_data, build, fit_inputs, installed_backends
 from .keras_io import keras_io_origin
 from .turns import run_script, take_turns
-from ..checks import check_integer, check_positive_int
+from ..checks import check_integer, check_positive_int, check_seed
 
 # %% auto #0
 __all__ = ['QUALITY_TARGETS', 'TASK', 'bootstrap_interval', 'estimate', 'speed_ratio', 'overhead', 'summarize',
@@ -143,13 +143,13 @@ def _against_reference(model: str, entry: dict, reference: dict) -> dict:
 
 
 def compare_with_keras_io(model: str, backends, epochs: int = 5, n: int | None = None, n_test: int | None = None,
-                          isolate: bool = True, log=print) -> dict:
+                          isolate: bool = True, seed: int = 0, log=print) -> dict:
     """`model`'s keras.io example ('vae' or 'dcgan') on TensorFlow and ours on each of `backends`, `epochs` epochs
-    each, side by side: per configuration the cumulative wall and CPU seconds and the quality after each epoch,
-    samples/s over the epochs after the first, and ours against the example (`against_keras_io`)."""
+    each from `seed`, side by side: per configuration the cumulative wall and CPU seconds and the quality after each
+    epoch, samples/s over the epochs after the first, and ours against the example (`against_keras_io`)."""
     epochs = check_integer(epochs, "epochs", 2)
     names = ["keras.io/tensorflow"] + [f"ours/{b}" for b in backends]
-    base = {"model": model, "keras_io": True, "n": n, "n_test": n_test}
+    base = {"model": model, "keras_io": True, "n": n, "n_test": n_test, "seed": check_seed(seed)}
     configurations = {name: ({**base, "implementation": name.split("/")[0]}, name.split("/")[1]) for name in names}
     table = {}
     for name, r in take_turns(configurations, epochs - 1, isolate, log).items():
@@ -164,7 +164,7 @@ def compare_with_keras_io(model: str, backends, epochs: int = 5, n: int | None =
     for name, entry in table.items():
         if name != "keras.io/tensorflow" and "error" not in entry and "quality" in reference:
             entry["against_keras_io"] = _against_reference(model, entry, reference)
-    return {"model": model, "epochs": epochs, "origin": keras_io_origin(), "table": table}
+    return {"model": model, "epochs": epochs, "seed": seed, "origin": keras_io_origin(), "table": table}
 
 # %% ../../nbs/91c_bench_measure.ipynb #b5f6122d
 def measure_dashboard_overhead(backend: str, model: str = "vae", rounds: int = 30, n: int | None = None,
