@@ -354,7 +354,7 @@ class CheckedLoops(SavesRandomState):
         self.check_inputs(x, name)
         return x
 
-    def _check_data(self, x, name: str):
+    def _check_inputs_and_first_batch(self, x, name: str):
         "`check_inputs` on arrays, and on the first batch of a dataset (the rest is seen only as it streams)."
         self.check_inputs(x, name)
         batch = first_batch(x) if _is_stream(x) else None
@@ -362,8 +362,8 @@ class CheckedLoops(SavesRandomState):
             try:
                 self.check_inputs(batch, name)
             except ValueError as error:
-                raise ValueError(f"{error} (seen in the first batch of the {type(x).__name__} passed as `{name}`: "
-                                 f"transform the dataset, e.g. `.map(lambda x, y: (x / 255, y))`)") from None
+                raise ValueError(f"{error} (seen in the first batch of the {type(x).__name__} passed as "
+                                 f"`{name}`: transform the dataset, e.g. `.map(...)`)") from None
 
     def _run_loop(self, loop, arguments: dict):
         "Keras's `loop` with `arguments`; if it fails, forget the traced functions so the next call traces anew."
@@ -375,12 +375,12 @@ class CheckedLoops(SavesRandomState):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         arguments = check_loop_arguments("fit", x, y, *args, **kwargs)
-        self._check_data(x, "x")
+        self._check_inputs_and_first_batch(x, "x")
         validation_data = arguments.get("validation_data")
         if isinstance(validation_data, (tuple, list)) and validation_data:
             validation_data = validation_data[0]
         if validation_data is not None:
-            self._check_data(validation_data, "validation_data")
+            self._check_inputs_and_first_batch(validation_data, "validation_data")
         check_batches_share_devices(self, "fit", arguments)
         check_precision_supported(self)
         refuse_tf_distribute(self, self.tf_distribute_problem)
@@ -389,7 +389,7 @@ class CheckedLoops(SavesRandomState):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         arguments = check_loop_arguments("evaluate", x, y, *args, **kwargs)
-        self._check_data(x, "x")
+        self._check_inputs_and_first_batch(x, "x")
         check_batches_share_devices(self, "evaluate", arguments)
         return self._run_loop(super().evaluate, arguments)
 
