@@ -18,7 +18,8 @@ The pipeline, which needs no Quarto and no network once its two JavaScript packa
    sphinx-mathjax-offline, the ipywidgets HTML manager and require.js from pinned npm packages (downloaded once
    from the npm registry, checked against their sha512 integrity and cached in docs/_build/vendor/), Sphinx's
    own offline search. Pages are named as nbdev names them (`04_vae.ipynb` -> `vae.html`), the chapters
-   ordered by their file names, so a new notebook in nbs/ appears in its place without any configuration.
+   ordered and grouped as nbs/sidebar.yml lists them (the sidebar nbdev_docs uses too): a new notebook must be
+   listed there, or the build stops and says so.
 
 `--only index 04_vae` builds a subset (the home page is always included); the test suite builds
 `--only index 04_vae --extra tests/fixtures/docs_widgets.ipynb` and checks it in headless Chromium. The same
@@ -51,7 +52,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 DEFAULT_BUILD = DOCS / "_build"
-CACHE_VERSION = "1"  # bump to invalidate every cached execution
+CACHE_VERSION = "1"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+SOURCE = "source"  # the site's folder of repository files shown as pages (the targets of nbdev's "source" links)  # bump to invalidate every cached execution
 
 # Pinned npm packages: (version, sha512 integrity from the registry, {file in the tarball: name in _static/vendor}).
 # Both are fetched as plain tarballs (no npm needed); the widget manager bundle alone is 3.6 MB, too big to commit.
@@ -86,10 +89,29 @@ def page_name(nb_path: Path) -> str:
     return re.sub(r"^\d+[a-zA-Z0-9]*_", "", nb_path.stem)
 
 
+def sidebar(nbs: Path) -> list[tuple[str, list[str]]]:
+    """nbs/sidebar.yml (Quarto's sidebar, which nbdev_docs uses too) as [(section caption, [notebook file])]:
+    the one place that orders the book. Top-level entries before the first section get the caption ''."""
+    import yaml
+    parts, loose = [], []
+    for entry in yaml.safe_load((nbs / "sidebar.yml").read_text(encoding="utf-8"))["website"]["sidebar"]["contents"]:
+        if isinstance(entry, dict):
+            parts.append((entry["section"], list(entry.get("contents", []))))
+        else:
+            loose.append(entry)
+    return [("", loose)] + parts
+
+
 def chapters(nbs: Path) -> list[Path]:
-    "The notebooks of the site, index first, then in file-name order (the learning order), as `nbdev_sidebar`."
-    files = [p for p in nbs.glob("*.ipynb") if not p.name.startswith(("_", "."))]
-    return sorted(files, key=lambda p: ("" if p.stem == "index" else p.name))
+    "The notebooks of the site in the order nbs/sidebar.yml gives (home page first); every notebook must be there."
+    listed = [name for _, names in sidebar(nbs) for name in names]
+    files = {p.name for p in nbs.glob("*.ipynb") if not p.name.startswith(("_", "."))}
+    missing, unknown = sorted(files - set(listed)), sorted(set(listed) - files)
+    twice = sorted({n for n in listed if listed.count(n) > 1})
+    if missing or unknown or twice or listed[:1] != ["index.ipynb"]:
+        raise SystemExit(f"nbs/sidebar.yml must list index.ipynb first and every notebook of nbs/ once: "
+                         f"missing {missing}, listed but absent {unknown}, listed twice {twice}")
+    return [nbs / name for name in listed]
 
 
 def select(files: list[Path], only: list[str] | None) -> list[Path]:
@@ -237,13 +259,16 @@ class Site:
         self.anchors: dict[str, dict[str, tuple]] = {}  # page -> {anchor: (name, one-line summary)}
         self.html_ids: dict[str, set] = {}  # page -> ids set by HTML in its markdown (and the show_doc anchors)
         self.nbs, self.git_url, self.branch = ROOT / cfg["nbs_path"], cfg["git_url"].rstrip("/"), cfg["branch"]
+        self.sources: set[str] = set()
+        self.titles: dict[str, str] = {}  # repository files linked from the pages, shown under SOURCE/
 
     # -- show_doc output --------------------------------------------------------------------------------------
     def showdoc_markdown(self, page: str, text: str) -> str:
         "A `show_doc` output with nbdev's anchor before its heading and Quarto's link attributes made HTML."
         text = re.sub(r"^---\s*$", '<hr class="nbdev-rule">', text, flags=re.M)  # a transition here upsets docutils
         text = re.sub(r"\[source\]\((\S+?)\)\{[^}]*\}",
-                      lambda m: f'<a class="nbdev-source" href="{html.escape(m.group(1))}">source</a>', text)
+                      lambda m: f'<a class="nbdev-source" href="{html.escape(self.source_href(m.group(1)))}">source</a>',
+                      text)
 
         def anchor(match):
             name = match.group(2).strip().strip("`")
@@ -253,6 +278,20 @@ class Site:
             self.html_ids.setdefault(page, set()).add(slug)
             return f'<span id="{html.escape(slug)}" class="nbdev-anchor"></span>\n\n{match.group(1)} {name}'
         return re.sub(r"^(#{2,4}) (.+)$", anchor, text, count=1, flags=re.M)
+
+    # -- the repository's files, as pages of the site --------------------------------------------------------------
+    def source_href(self, url: str) -> str:
+        """The page of this site that shows a repository file nbdev or a chapter links to on the code host
+        (`.../blob/main/mmgen_nbdev/vae.py#L41` -> `source/mmgen_nbdev/vae.py.html#L-41`); other URLs as they are."""
+        prefix = f"{self.git_url}/blob/{self.branch}/"
+        if not url.startswith(prefix):
+            return url
+        path, _, fragment = url[len(prefix):].partition("#")
+        if not (ROOT / path).is_file():
+            return url
+        self.sources.add(path)
+        line = re.fullmatch(r"L(\d+)", fragment)
+        return f"{SOURCE}/{path}.html" + (f"#L-{line.group(1)}" if line else "")
 
     # -- links -------------------------------------------------------------------------------------------------
     def local_href(self, url: str) -> str | None:
@@ -294,8 +333,10 @@ class Site:
             if base.endswith(".ipynb") and base.removesuffix(".ipynb") in self.pages:
                 return match.group(0)
             path = (self.nbs / base).resolve()
-            if path.is_relative_to(ROOT) and path.exists():
-                return f"[{label}]({self.git_url}/blob/{self.branch}/{path.relative_to(ROOT).as_posix()})"
+            if path.is_relative_to(ROOT) and path.is_file():
+                href = self.source_href(f"{self.git_url}/blob/{self.branch}/{path.relative_to(ROOT).as_posix()}")
+                inner = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
+                return f'<a class="reference external" href="{html.escape(href)}">{inner}</a>'
             print(f"  warning: a link to {target!r} points outside the repository or at nothing; shown as text")
             return label
         text = re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?:|mailto:|/|#)([^)\s]+)\)", other, text)
@@ -311,6 +352,19 @@ class Site:
         return re.sub(r"(?<!!)\[([^\]]+)\]\(([\w.-]+\.ipynb)?#([^)\s]+)\)", html_target, text)
 
     # -- cells -------------------------------------------------------------------------------------------------
+    def snapshot_note(self, page: str, outputs: list) -> list:
+        """`outputs` with a note before the first widget: on a static page a widget shows the state its run ended in
+        and cannot reach Python. A cell whose widgets work in the browser alone says `#| snapshot: false`."""
+        first = next((i for i, o in enumerate(outputs) if WIDGET_VIEW in o.get("data", {})), None)
+        if first is None:
+            return outputs
+        notebook = self.pages[page].name
+        note = (f'<p class="widget-snapshot-note">A snapshot: this widget is shown as its run on this page left it. '
+                f"Its controls need Python behind them, so here they do not respond; open <code>{notebook}</code> "
+                "in Jupyter to use it.</p>")
+        return outputs[:first] + [{"output_type": "display_data", "metadata": {}, "data": {"text/html": note}}] \
+            + outputs[first:]
+
     def translate(self, page: str, processed: dict) -> tuple:
         "A processed notebook in myst-nb's conventions (title, tags, local links, anchors), and its title."
         import nbformat
@@ -346,6 +400,8 @@ class Site:
                             md = self.showdoc_markdown(page, md)
                         out["data"]["text/markdown"] = self.links(md, page)
                     outputs.append(out)
+                if opts.get("snapshot") != "false":
+                    outputs = self.snapshot_note(page, outputs)
                 cell["outputs"] = outputs
             elif cell["cell_type"] == "markdown":
                 cell["source"] = self.links(source, page)
@@ -366,17 +422,24 @@ class Site:
         return nb, title
 
     def toctree(self, titles: dict[str, str], extras: list[str]) -> str:
-        chapters = [p for p in self.pages if p != "index" and p not in extras]
-        block = ("```{toctree}\n:hidden:\n:maxdepth: 1\n:caption: Chapters\n\n" + "\n".join(chapters) + "\n```\n"
-                 if chapters else "")
-        block += "\n```{toctree}\n:hidden:\n:maxdepth: 1\n:caption: Reference\n\napi\n```\n"
+        "One hidden toctree per section of nbs/sidebar.yml (its caption the section's), then the reference."
+        def tree(caption, names):
+            return f"```{{toctree}}\n:hidden:\n:maxdepth: 1\n:caption: {caption}\n\n" + "\n".join(names) + "\n```\n"
+        blocks = []
+        for caption, files in sidebar(self.nbs):
+            names = [page_name(Path(f)) for f in files]
+            names = [n for n in names if n in self.pages and n != "index" and n not in extras]
+            if names:
+                blocks.append(tree(caption or "Chapters", names))
+        blocks.append(tree("Reference", ["api"]))
         if extras:
-            block += "\n```{toctree}\n:hidden:\n:maxdepth: 1\n:caption: Build fixtures\n\n" + "\n".join(extras) + "\n```\n"
-        return block
+            blocks.append(tree("Build fixtures", extras))
+        return "\n".join(blocks)
 
     def api_page(self, titles: dict[str, str]) -> str:
         "The API reference: every symbol with a `show_doc` on a page of this build, linked to it."
-        lines = ["# API reference", "",
+        lines = ["---", "nosearch: true", "---", "",  # a search for a term finds the chapter explaining it, not this list
+                 "# API reference", "",
                  "Every exported name that a chapter documents with `show_doc`, in the chapters' order. "
                  "Each entry links to its documentation in the chapter that explains it.", ""]
         for page, anchors in ((p, self.anchors.get(p)) for p in self.pages):
@@ -392,6 +455,54 @@ class Site:
 def _has_widget_state(data: dict) -> bool:
     state = data.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
     return bool(state.get("state"))
+
+
+# ------------------------------------------------------------------------------------------- source pages
+SOURCE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{path} — {project}</title><style>
+body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 62rem; padding: 1rem 1.5rem; }}
+header p {{ margin: 0.25rem 0 1rem; opacity: 0.8; }}
+.source {{ overflow-x: auto; font-size: 0.85rem; }} .source pre {{ margin: 0; line-height: 1.35; }}
+.source .linenos {{ opacity: 0.55; user-select: none; }} :target {{ background: #fff3b0; }}
+{css}
+</style></head><body><header><h1><code>{path}</code></h1><p>{note}</p></header>
+<div class="source">{code}</div></body></html>
+"""
+
+
+def source_pages(out: Path, site: "Site", chapter_of: dict[str, str]) -> list[Path]:
+    """Every repository file the pages link to, written as a highlighted page with numbered, linkable lines
+    (`#L-41`) under out/SOURCE/, so that the "source" links work offline."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import TextLexer, get_lexer_for_filename
+    from pygments.util import ClassNotFound
+
+    formatter = HtmlFormatter(linenos="inline", lineanchors="L", anchorlinenos=True, wrapcode=True)
+    css = formatter.get_style_defs(".source")
+    written = []
+    for path in sorted(site.sources):
+        text = (ROOT / path).read_text(encoding="utf-8", errors="replace")
+        try:
+            lexer = get_lexer_for_filename(path, stripnl=False)
+        except ClassNotFound:
+            lexer = TextLexer(stripnl=False)
+        target = out / SOURCE / f"{path}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        up = "../" * path.count("/") + "../"
+        origin = re.search(r"File to edit: \.\./(nbs/[\w.-]+\.ipynb)", text[:300])
+        page = chapter_of.get(origin.group(1).removeprefix("nbs/")) if origin else None
+        if page:
+            note = (f'Exported from the chapter <a href="{up}{page}.html">{html.escape(site.titles.get(page, page))}</a>'
+                    " by nbdev: the chapter is its source, this file a copy of its code.")
+        else:
+            note = f'A file of the repository, shown as it is. <a href="{up}index.html">Back to the book</a>.'
+        written.append(target)
+        target.write_text(SOURCE_PAGE.format(path=html.escape(path), project=html.escape(settings()["title"]),
+                                             css=css, note=note, code=highlight(text, lexer, formatter)),
+                          encoding="utf-8")
+    return written
 
 
 # ------------------------------------------------------------------------------------------------ npm assets
@@ -501,6 +612,9 @@ def build(only=None, extra=(), build_dir: Path = DEFAULT_BUILD, out: Path | None
     result = subprocess.run(cmd, env=env)
     if result.returncode:
         raise SystemExit(f"sphinx-build failed ({result.returncode})")
+    site.titles = titles
+    shown = source_pages(out, site, {p.name: name for name, p in pages.items()})
+    print(f"[{time.time() - t0:5.0f} s] {len(shown)} repository files linked from the pages written under {SOURCE}/")
     print(f"[{time.time() - t0:5.0f} s] done: {len(pages)} pages, open {out / 'index.html'}")
     return out
 

@@ -23,7 +23,7 @@ from .render import (
 from .views import ModelView, _head, _rows, check_data, data_for, display_range, modality_rows
 
 # %% auto #0
-__all__ = ['PANELS', 'OUTPUTS', 'Throttle', 'Painter', 'Frame', 'FrameView', 'write_frame', 'TrainingDashboard']
+__all__ = ['PANELS', 'OUTPUTS', 'Throttle', 'Painter', 'Frame', 'FrameView', 'write_frame', 'TrainingDashboard', 'offline_player']
 
 # %% ../nbs/09c_dashboard.ipynb #f4dd99b5
 class Throttle:
@@ -381,3 +381,41 @@ def filmstrip(self: TrainingDashboard, panel: str = "latent", frames=None, colum
         ax.set_axis_off()
     fit_margins(fig, left=0.05, right=0.05, bottom=0.05, wspace=0.05, hspace=0.15)
     return fig
+
+# %% ../nbs/09c_dashboard.ipynb #1d7de6bc
+def offline_player(pages: list, description: str = "replay", interval: int = 600) -> widgets.VBox:
+    """A widget that steps through `pages` (widgets) in the browser alone: a play button and a slider linked by
+    `jslink` to the page a `Stack` shows, so it moves in a saved notebook or a static page, with no kernel."""
+    if not isinstance(pages, (list, tuple)) or not pages or not all(isinstance(p, widgets.Widget) for p in pages):
+        raise ValueError(f"`pages` must be a non-empty list of widgets, got {type(pages).__name__}"
+                         f"{'' if not isinstance(pages, (list, tuple)) else f' of {len(pages)}'}")
+    interval = check_positive_int(interval, "interval")
+    last = len(pages) - 1
+    stack = widgets.Stack(list(pages), selected_index=last)
+    slider = widgets.IntSlider(value=last, min=0, max=last, description=description)
+    play = widgets.Play(value=last, min=0, max=last, interval=interval, description=f"play the {description}")
+    widgets.jslink((play, "value"), (slider, "value"))
+    widgets.jslink((slider, "value"), (stack, "selected_index"))
+    player = widgets.VBox([widgets.HBox([play, slider]), stack])
+    player.add_class("mmgen-offline-player")
+    return player
+
+
+@patch
+def offline_replay(self: TrainingDashboard, panels=None, interval: int = 600) -> widgets.VBox:
+    """Every frame recorded so far, replayed by a slider that works without a kernel (`offline_player`): each
+    page shows a frame's status line and its `panels` (default: all it drew)."""
+    if not self.frames:
+        raise ValueError("offline_replay: the dashboard has drawn no frame yet; call it after `fit` (and with an "
+                         "`output` other than 'silent')")
+    drawn = list(self.frames[-1].images)
+    panels = [panels] if isinstance(panels, str) else panels
+    chosen = drawn if panels is None else [check_choice(p, "panels", drawn) for p in panels]
+    pages = []
+    for frame in self.frames:
+        cells = [widgets.VBox([widgets.HTML(f"<b style='font-size: 0.85em'>{Painter.TITLES[p]}</b>"),
+                               widgets.Image(value=frame.images[p], format="png")],
+                              layout=widgets.Layout(margin="0 8px 8px 0")) for p in chosen if p in frame.images]
+        pages.append(widgets.VBox([widgets.Label(frame.status),
+                                   widgets.HBox(cells, layout=widgets.Layout(flex_flow="row wrap"))]))
+    return offline_player(pages, "replay", interval)
