@@ -238,11 +238,15 @@ def nbdev_process(text: str, nb_path: Path) -> dict:
         def base_procs(self):
             return [p for p in super().base_procs() if p not in (add_show_docs, exec_show_docs)]
 
-    nb = dict2nb(json.loads(text))
+    raw = json.loads(text)
+    widgets = raw.get("metadata", {}).pop("widgets", None)  # kept apart: execnb reads any "source" key as a cell's
+    nb = dict2nb(raw)                                        # (a jslink's state has one: [model, "value"])
     nb.path_ = str(nb_path)
     Processors()(nb)
     front = dict(getattr(nb, "frontmatter_", {}) or {})
     data = nb2dict(nb)
+    if widgets is not None:
+        data.setdefault("metadata", {})["widgets"] = widgets
     data["cells"] = [c for c in data["cells"] if c.get("source") is not None]
     return {"nb": data, "front": front}
 

@@ -9,6 +9,7 @@ anchor that exist. Screenshots go to test-artifacts/docs/. Select these tests wi
 """
 import configparser
 import functools
+import html
 import http.server
 import os
 import re
@@ -51,14 +52,47 @@ def test_quarto_files_match_what_nbdev_generates():
     assert (NBS / "styles.css").read_text().strip()
 
 
-def test_sidebar_lists_the_notebooks_in_learning_order():
-    # nbdev_docs regenerates sidebar.yml (custom_sidebar = False); the committed one must be valid for it:
-    # index first, then existing notebooks in file-name order.
+TEACHING = ["03_ae", "04_vae", "05_gan", "07_metrics", "08_fusion", "08b_contrastive"]  # Part I, in reading order
+ENGINEERING = ["00_checks", "00_backend", "00c_workers", "06_callbacks", "08c_devices", "09a_render", "09b_views",
+               "89_report", "90_cli", "91_bench"]
+
+
+def sidebar_sections():
     contents = yaml.safe_load((NBS / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    return contents, {e["section"]: e["contents"] for e in contents if isinstance(e, dict)}
+
+
+def test_sidebar_orders_the_book_in_parts():
+    # custom_sidebar = True: nbdev_docs (Quarto) and docs/build.py both read the committed sidebar.yml.
+    assert settings()["custom_sidebar"] == "True"
+    contents, sections = sidebar_sections()
     assert contents[0] == "index.ipynb"
-    assert contents[1:] == sorted(contents[1:])
-    for name in contents:
-        assert (NBS / name).exists(), name
+    listed = ["index.ipynb"] + [name for names in sections.values() for name in names]
+    notebooks = sorted(p.name for p in NBS.glob("*.ipynb"))
+    assert sorted(listed) == notebooks, "every notebook of nbs/ listed exactly once"
+    parts = list(sections)
+    models, appendices = sections[parts[0]], sections[parts[-1]]
+    assert [n.removesuffix(".ipynb") for n in models if n.removesuffix(".ipynb") in TEACHING] == TEACHING
+    assert "appendi" in parts[-1].lower()
+    assert {f"{n}.ipynb" for n in ENGINEERING} <= set(appendices), "the engineering lives in the appendices"
+    assert not {f"{n}.ipynb" for n in ENGINEERING} & set(models)
+
+
+def test_teaching_chapters_end_with_exercises_and_checked_solutions():
+    import json
+    for stem in TEACHING:
+        cells = json.loads((NBS / f"{stem}.ipynb").read_text())["cells"]
+        text = ["".join(c["source"]) for c in cells]
+        heads = [i for i, t in enumerate(text) if cells[i]["cell_type"] == "markdown" and t.startswith("## Exercises")]
+        assert len(heads) == 1, f"{stem}: one '## Exercises' section"
+        numbers = [int(m) for t in text[heads[0]:] for m in re.findall(r"^\*\*Exercise (\d+)\.\*\*", t, re.M)]
+        assert len(numbers) >= 2 and numbers == list(range(1, len(numbers) + 1)), (stem, numbers)
+        for n in numbers:
+            at = next(i for i, t in enumerate(text) if i > heads[0] and f"**Exercise {n}.**" in t)
+            solution = next(i for i in range(at + 1, len(cells)) if cells[i]["cell_type"] == "code")
+            lines = text[solution].splitlines()
+            assert lines[:2] == ["#| code-fold: true", f"# Solution to exercise {n}"], (stem, n, lines[:2])
+            assert re.search(r"\b(assert|test_eq|test_close|test_fail)\b", text[solution]), (stem, n, "is checked")
 
 
 def test_docs_fixtures_live_outside_nbs():
@@ -114,6 +148,10 @@ def test_the_site_has_the_pages_in_learning_order(site):
     nav = re.search(r'class="sidebar-tree".*?</div>', index, re.S).group(0)
     order = re.findall(r'href="([\w_]+)\.html"', nav)
     assert order.index("vae") < order.index("api") < order.index("docs_widgets"), order
+    captions = re.findall(r'<p class="caption[^"]*"[^>]*><span class="caption-text">([^<]+)</span>', nav)
+    _, sections = sidebar_sections()
+    assert captions[0] == html.escape(next(iter(sections)), quote=False), captions  # vae sits in Part I
+    assert "learning path" in index.lower() and "what you need first" in index.lower()
     assert "cdn." not in index and "cdnjs" not in index  # nothing left pointing at a CDN
 
 
@@ -140,6 +178,56 @@ def test_no_broken_internal_links(site):
             elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in parse(target).ids:
                 broken.append(f"{name}: {href} (no such anchor)")
     assert not broken, "\n".join(broken)
+
+
+def test_implementations_are_on_the_page(site):
+    page = (site / "vae.html").read_text()
+    code = " ".join(re.sub(r"<[^>]+>", "", b) for b in re.findall(r'<div class="highlight[^"]*"><pre>(.*?)</pre>', page, re.S))
+    code = html.unescape(code)
+    for definition in ("def gaussian_kl(", "def reparameterize(", "def importance_weighted_bound(", "class VAE("):
+        assert definition in code, f"{definition} is not shown on the page"
+
+
+def test_source_links_open_pages_of_the_site(site):
+    page = site / "vae.html"
+    links = re.findall(r'<a class="nbdev-source" href="([^"]+)"', page.read_text())
+    assert links, "show_doc's source links"
+    for href in links:
+        assert href.startswith("source/mmgen_nbdev/vae.py.html#L-"), href
+        path, _, line = href.partition("#")
+        target = site / path
+        assert target.exists() and line in parse(target).ids, href
+    shown = (site / "source/mmgen_nbdev/vae.py.html").read_text()
+    assert 'href="../../vae.html"' in shown and "def gaussian_kl" in html.unescape(re.sub(r"<[^>]+>", "", shown))
+
+
+def test_widgets_move_on_the_static_page_or_say_they_are_snapshots(site, server, browser):
+    seen = visit(browser, urljoin(server, "docs_widgets.html"), ARTIFACTS / "docs_widgets_notes.png")
+    assert seen["snapshot_notes"] == 2 and seen["widget_outputs"] == [True, True, True], seen
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(urljoin(server, "docs_widgets.html"))
+    page.wait_for_selector(".mmgen-offline-player .noUi-handle", timeout=30_000)
+    shown = """() => [...document.querySelectorAll('.mmgen-offline-player .widget-label')]
+                      .filter(e => e.offsetParent !== null && e.innerText.startsWith('page'))
+                      .map(e => e.innerText)"""
+    before = page.evaluate(shown)
+    handle = page.locator(".mmgen-offline-player .noUi-handle").bounding_box()
+    track = page.locator(".mmgen-offline-player .noUi-target").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] - 20, handle["y"] + handle["height"] / 2, steps=8)  # past the left end: page 0
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    after = page.evaluate(shown)
+    context.close()
+    assert (before, after) == (["page 2"], ["page 0"]), (before, after)
+
+
+def test_search_ranks_the_chapter_first(site, server, browser):
+    hits = search(browser, server, "ELBO")
+    assert hits and hits[0].startswith("vae.html"), hits
+    assert not any(h.startswith("api.html") for h in hits), "the API list is not searched"
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +302,19 @@ def visit(browser, url: str, screenshot: Path) -> dict:
         widget_images: [...document.querySelectorAll('img.widget-image, .widget-image img, img.jupyter-widgets')].map(i => i.complete && i.naturalWidth > 0),
         icon_fonts: [...document.fonts].filter(f => f.family.includes('Font Awesome') && f.status !== 'unloaded').map(f => f.status),
         title: document.title,
+        wide: (() => {  // anything wider than the text column: it would scroll sideways or spill over
+            const article = document.querySelector('article');
+            if (!article) return [];
+            const column = article.getBoundingClientRect().width;
+            return [...article.querySelectorAll('pre, mjx-container[display="true"], .cell_output img, table')]
+                .filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().width > column + 1)
+                .map(e => `${e.tagName.toLowerCase()} ${e.scrollWidth}px in ${Math.round(column)}px: ` +
+                          (e.innerText || e.getAttribute('aria-label') || e.src || '').slice(0, 70).replace(/\s+/g, ' '));
+        })(),
+        snapshot_notes: document.querySelectorAll('.widget-snapshot-note').length,
+        widget_outputs: [...document.querySelectorAll('.cell_output')].filter(
+            o => o.querySelector('script[type="application/vnd.jupyter.widget-view+json"]')).map(
+            o => !!(o.querySelector('.widget-snapshot-note') || o.querySelector('.mmgen-offline-player'))),
     })"""))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshot), full_page=True)
@@ -233,6 +334,9 @@ def test_every_page_renders_offline_in_chromium(site, server, browser):
         if seen["math"] and (not seen["mjx"] or seen["mjx_errors"]):
             problems.append(f"{name}: {seen['math']} maths, {seen['mjx']} typeset, {seen['mjx_errors']} errors")
         problems += [f"{name}: image not loaded {i['src']}" for i in seen["images"] if not i["ok"]]
+        problems += [f"{name}: wider than the column: {w}" for w in seen["wide"]]
+        problems += [f"{name}: a widget neither moves on the page nor says it is a snapshot"
+                     for said in seen["widget_outputs"] if not said]
     print("\n".join(report))
     assert not problems, "\n".join(problems)
     assert external == 0
@@ -247,21 +351,28 @@ def test_the_elbo_chapter_shows_maths_figures_and_its_reference(site, server, br
 
 def test_saved_widget_state_renders_with_the_bundled_manager(site, server, browser):
     seen = visit(browser, urljoin(server, "docs_widgets.html"), ARTIFACTS / "docs_widgets.png")
-    assert seen["views"] == 2, seen
-    assert seen["sliders"] == ["7"], f"the slider's final state: {seen['sliders']}"
-    assert seen["widget_images"] == [True], seen
+    assert seen["views"] == 3, seen
+    assert seen["sliders"] == ["7", "2"], f"the sliders' final states: {seen['sliders']}"
+    assert seen["widget_images"] and all(seen["widget_images"]), seen
     assert seen["icon_fonts"] and set(seen["icon_fonts"]) == {"loaded"}, f"the button's icon font: {seen['icon_fonts']}"
     assert not seen["external"] and not seen["errors"], seen
 
 
-def test_search_works_offline(site, server, browser):
-    url = urljoin(server, "search.html?q=ELBO")
+def search(browser, server, term: str) -> list:
+    "The links Sphinx's offline search lists for `term`, best first."
+    url = urljoin(server, f"search.html?q={term}")
     context = browser.new_context()
     context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).netloc == urlsplit(url).netloc
                   else r.abort())
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#search-results li", timeout=30_000)
+    page.wait_for_timeout(500)
     hits = page.locator("#search-results li a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
     context.close()
+    return hits
+
+
+def test_search_works_offline(site, server, browser):
+    hits = search(browser, server, "ELBO")
     assert any(h.startswith("vae.html") for h in hits), hits

@@ -169,7 +169,7 @@ def _dashboard_lines(report: dict) -> list:
     dashboards = [d for d in report.get("dashboard") or [] if "error" not in d]
     if not dashboards:
         return []
-    lines = ["", "## The live dashboard's overhead (default throttle; bar: ≤ 5 %)", "",
+    lines = ["", "## The live dashboard's overhead (default throttle; budget: ≤ 5 %)", "",
              "Overhead = drawing share (the seconds the dashboard spent drawing ÷ the epochs' seconds) + indirect "
              "(median over rounds of the epoch with, less its drawing, ÷ the epoch without − 1), with its 90 % "
              "bootstrap interval; total time: the plain ratio of the summed epoch times − 1.", "",
