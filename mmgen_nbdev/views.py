@@ -8,13 +8,13 @@ import numpy as np
 from fastcore.basics import patch
 from keras import ops
 
-from .checks import check_finite
+from .checks import check_finite, check_positive_int
 from .data import multidigits_vocabulary, shapes_vocabulary
-from .modalities import ModelProtocol
+from .modalities import ModelProtocol, stream_batches
 from .render import _spectrogram_tiles, _to_unit
 
 # %% auto #0
-__all__ = ['ModelView', 'check_data', 'data_for', 'display_range', 'modality_rows']
+__all__ = ['ModelView', 'is_stream', 'stream_head', 'check_data', 'data_for', 'display_range', 'modality_rows']
 
 # %% ../nbs/09b_views.ipynb #b2a9cf5a
 def _numpy(value):
@@ -210,13 +210,52 @@ def _head(data, n):
     return {k: v[:n] for k, v in data.items()} if isinstance(data, dict) else data[:n]
 
 
-def check_data(data, labels, name: str = "data"):
+def is_stream(data) -> bool:
+    "Whether `data` is a stream of batches (a `PyDataset`, a `tf.data.Dataset`, a DataLoader) rather than arrays."
+    return isinstance(data, keras.utils.PyDataset) or (
+        hasattr(data, "__iter__") and not isinstance(data, (np.ndarray, dict, list, tuple, str, bytes)))
+
+
+def stream_head(stream, rows: int, name: str = "data") -> tuple:
+    """The first `rows` rows of a stream as arrays (a dict of arrays for a multimodal stream), and its targets as
+    labels when they are integer classes, one per row (an image folder's, say); else None. Reads only the batches
+    it needs, and never a one-shot generator, which the reading would use up."""
+    if iter(stream) is stream:
+        raise TypeError(f"`{name}` is a one-shot iterator ({type(stream).__name__}): reading its first batches "
+                        "would use them up; pass a keras.utils.PyDataset or a tf.data.Dataset, or arrays.")
+    inputs, targets, have = [], [], 0
+    for x, y in stream_batches(stream):
+        inputs.append(x)
+        targets.append(y)
+        have += _rows(x)
+        if have >= rows:
+            break
+    if not inputs:
+        raise ValueError(f"`{name}` is an empty stream: it gave no batch.")
+    if isinstance(inputs[0], dict):
+        data = {k: np.concatenate([b[k] for b in inputs])[:rows] for k in inputs[0]}
+    else:
+        data = np.concatenate(inputs)[:rows]
+    labels = None
+    if all(t is not None and not isinstance(t, dict) and np.ndim(t) == 1 for t in targets):
+        joined = np.concatenate(targets)[:rows]
+        labels = joined if np.issubdtype(joined.dtype, np.integer) else None
+    return data, labels
+
+
+def check_data(data, labels, name: str = "data", rows: int = 500):
     """Check what a widget encodes and colours: an array or a dict of arrays (one per modality), every value
-    finite, and labels (N,)."""
+    finite, and labels (N,). From a stream (`PyDataset`, `tf.data.Dataset`, an image folder) it takes the first
+    `rows` rows, and their integer targets as labels."""
     if data is None:
         if labels is not None:
             raise ValueError("`labels` colour the points of `data`: pass `data` too.")
         return None, None
+    if is_stream(data):
+        if labels is not None:
+            raise ValueError(f"`labels` go with arrays: from a stream `{name}`, the labels are its own integer "
+                             "targets (an image folder's classes, say); leave `labels` out.")
+        data, labels = stream_head(data, check_positive_int(rows, "rows"), name)
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
         labels = data.get("label") if labels is None else labels
@@ -229,8 +268,8 @@ def check_data(data, labels, name: str = "data"):
         if data.ndim < 2:
             raise ValueError(f"`{name}` must be a batch of inputs, shape (N, ...); got shape {data.shape}.")
     else:
-        raise TypeError(f"`{name}` must be a NumPy array or a dict of arrays (modality → array); "
-                        f"got {type(data).__name__}.")
+        raise TypeError(f"`{name}` must be a NumPy array or a dict of arrays (modality → array), or a stream "
+                        f"(keras.utils.PyDataset, tf.data.Dataset); got {type(data).__name__}.")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (_rows(data),) or not np.issubdtype(labels.dtype, np.integer):

@@ -114,3 +114,19 @@ def test_streaming_far_more_than_memory_holds_keeps_memory_flat():
     before = resident_mb()
     assert len(judge.features(Digits())) == 512
     assert resident_mb() - before < 40
+
+
+def test_the_dashboard_and_the_explorer_show_a_stream(tmp_path):
+    from mmgen_nbdev.dashboard import TrainingDashboard
+    from mmgen_nbdev.explorer import LatentExplorer
+    board = TrainingDashboard(Digits(labels=True), every_seconds=0, output="png", folder=tmp_path)
+    np.testing.assert_array_equal(board.labels, DIGITS["label"][:500])  # the stream's classes colour the points
+    assert board.data.shape == (500, 16, 16, 1)
+    vae = small_vae()
+    vae.fit(Digits(), epochs=2, verbose=0, callbacks=[board])
+    assert "latent" in board.panels and [f.epoch for f in board.frames] == [0, 1, 2]
+    assert (tmp_path / "frames.json").exists()
+    explorer = LatentExplorer(vae, Digits(labels=True), points=100)
+    assert explorer.codes.shape == (100, 2) and len(explorer.labels) == 100
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        TrainingDashboard(iter(Digits()), output="silent")
