@@ -232,7 +232,8 @@ def write_frame(folder: Path, frame: Frame, index: int) -> dict:
 # %% ../nbs/09c_dashboard.ipynb #24fe61ba
 class TrainingDashboard(Displayed, keras.callbacks.Callback):
     """A Keras callback that shows training as it happens: curves, samples decoded from fixed latent points, the
-    latent means of `data` coloured by `labels`, reconstructions, a GAN's D(real) and D(fake), a multimodal model's
+    latent means of `data` (arrays, or the first `points` rows of a stream: a `PyDataset`, a `tf.data.Dataset`,
+    an image folder, whose integer targets are the labels) coloured by `labels`, reconstructions, a GAN's D(real) and D(fake), a multimodal model's
     cross-modal generations; `panels` (default: all that apply, see `Painter`) chooses among them.
 
     It draws at an epoch's end when the `Throttle(every_epochs, every_seconds, max_overhead)` says so (by default,
@@ -244,7 +245,7 @@ class TrainingDashboard(Displayed, keras.callbacks.Callback):
                  output: str = "auto", folder=None, panels=None, samples: int = 16, points: int = 500,
                  max_overhead: float = 0.03, first_frame: bool = True, vocabulary=None, seed: int = 0):
         super().__init__()
-        self.data, self.labels = check_data(data, labels)
+        self.data, self.labels = check_data(data, labels, rows=check_positive_int(points, "points"))
         self.throttle = Throttle(every_epochs, every_seconds, max_overhead)
         check_choice(output, "output", OUTPUTS)
         if output == "png" and folder is None:
