@@ -16,7 +16,18 @@ from .modalities import (ComposedModel, check_batch, check_positive_int, check_s
 from .vae import decode_to_mean, likelihood_mean
 
 # %% auto #0
-__all__ = ['RECONSTRUCTION_LOSSES', 'Autoencoder']
+__all__ = ['RECONSTRUCTION_LOSSES', 'corrupt', 'Autoencoder']
+
+# %% ../nbs/03_ae.ipynb #cc256b39
+def corrupt(x, stddev: float, seed=None, value_range: tuple | None = None):
+    """`x` plus Gaussian noise of standard deviation `stddev`, clipped to `value_range` = (low, high) when given.
+
+    The corruption a denoising autoencoder learns to undo. `seed`: an int (the same noise at every call) or a
+    `keras.random.SeedGenerator` (fresh noise at every call, as in training)."""
+    stddev = check_number(stddev, "stddev", 0)
+    x = ops.convert_to_tensor(x)
+    noisy = x + stddev * keras.random.normal(ops.shape(x), dtype=x.dtype, seed=seed)
+    return noisy if value_range is None else ops.clip(noisy, value_range[0], value_range[1])
 
 # %% ../nbs/03_ae.ipynb #78abc5b8
 RECONSTRUCTION_LOSSES = ("bce", "mse")
@@ -27,7 +38,8 @@ class Autoencoder(ComposedModel, keras.Model):
     """A deterministic autoencoder through a bottleneck code; with `noise_stddev` > 0, a denoising one.
 
     `encoder` maps x to a code, `decoder` maps the code to logits (`loss="bce"`, pixels in [0, 1]) or to values
-    (`loss="mse"`). Train with `fit(x)`: the target is the input itself."""
+    (`loss="mse"`). Train with `fit(x)`: the target is the input itself. With `noise_stddev`, training inputs
+    are corrupted by `corrupt` (clipped to [0, 1] for `loss="bce"`)."""
     offers = ("embed", "decode", "reconstruct")
 
     def __init__(self, encoder, decoder, loss: str = "bce", noise_stddev: float = 0.0, seed: int | None = None,
@@ -40,6 +52,7 @@ class Autoencoder(ComposedModel, keras.Model):
         decoder = adopt(decoder, "decoder", logits=loss == "bce", input_shape=(int(encoder.output.shape[-1]),))
         self.encoder, self.decoder = encoder, decoder
         self.reconstruction_loss, self.noise_stddev = loss, float(noise_stddev)
+        self.value_range = (0.0, 1.0) if loss == "bce" else None  # where `corrupt` clips the noisy input
         self.seed = None if seed is None else check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.image_shape = self.sample_shape = tuple(encoder.input.shape[1:])
@@ -54,7 +67,7 @@ class Autoencoder(ComposedModel, keras.Model):
     def call(self, x, training=False):
         check_shape(x, self.image_shape)
         if training and self.noise_stddev > 0:
-            x = x + self.noise_stddev * keras.random.normal(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
+            x = corrupt(x, self.noise_stddev, self.seed_generator, self.value_range)
         return self.decoder(self.encoder(x, training=training), training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -70,7 +83,7 @@ class Autoencoder(ComposedModel, keras.Model):
     networks = ("encoder", "decoder")
 
     def check_inputs(self, x, name):
-        check_batch(x, self.image_shape, name, (0.0, 1.0) if self.reconstruction_loss == "bce" else None)
+        check_batch(x, self.image_shape, name, self.value_range)
 
     def config_values(self):
         return {"loss": self.reconstruction_loss, "noise_stddev": self.noise_stddev, "seed": self.seed}
