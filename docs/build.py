@@ -2,8 +2,9 @@
 
 The pipeline, which needs no Quarto and no network once its two JavaScript packages are cached:
 
-1. **Execute** each notebook of nbs/ (and any `--extra` notebook) in a fresh Jupyter kernel with nbclient, with
-   `IN_TEST=1` (the small sizes that `nbdev_test` uses) and nbdev's `add_show_docs` applied first, so that the
+1. **Execute** each notebook of nbs/ (and any `--extra` notebook) in a fresh Jupyter kernel with nbclient, at
+   the chapters' full size (`--size test` sets `IN_TEST=1`, the small sizes that `nbdev_test` uses, as the
+   test suite's build does) and with nbdev's `add_show_docs` applied first, so that the
    API reference (`show_doc`) is rendered by the same kernel. Cells marked `#| eval: false` or with a flag from
    settings.ini's `tst_flags` (`#| slow`, `#| notest`) are shown but not run. Widget state is saved
    (`store_widget_state=True`), so every widget shows its final state. Results are cached in
@@ -22,7 +23,7 @@ The pipeline, which needs no Quarto and no network once its two JavaScript packa
    listed there, or the build stops and says so.
 
 `--only index 04_vae` builds a subset (the home page is always included); the test suite builds
-`--only index 04_vae --extra tests/fixtures/docs_widgets.ipynb` and checks it in headless Chromium. The same
+`--size test --only index 04_vae --extra tests/fixtures/docs_widgets.ipynb` and checks it in headless Chromium. The same
 browser checks run on a full build with
 `MMGEN_DOCS_SITE=docs/_build/html python -m pytest tests/test_docs.py -k "every_page or broken_internal"`.
 """
@@ -127,8 +128,8 @@ def select(files: list[Path], only: list[str] | None) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ execution
-def cache_key(nb_path: Path) -> str:
-    h = hashlib.sha256(CACHE_VERSION.encode())
+def cache_key(nb_path: Path, size: str) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION} {size}".encode())
     h.update((inspect.getsource(execute) + inspect.getsource(directives)).encode())  # how it is executed
     h.update(nb_path.read_bytes())
     for lib_file in sorted((ROOT / settings()["lib_path"]).glob("**/*.py")):
@@ -149,12 +150,15 @@ def directives(source: str) -> dict[str, str]:
     return found
 
 
-def execute(nb_path: str, cwd: str, timeout: int) -> tuple[str, float]:
+def execute(nb_path: str, cwd: str, timeout: int, size: str = "full") -> tuple[str, float]:
     """Execute the notebook at `nb_path` in a fresh kernel (in a worker process): (its JSON text, seconds taken).
 
     nbdev's `add_show_docs` runs first, so exported names get their `show_doc` cells, which execute in the same
     kernel as the chapter. Cells nbdev_test would skip are tagged `skip-execution`, which nbclient honours."""
-    os.environ["IN_TEST"] = "1"  # the notebooks' small configurations, as under nbdev_test
+    if size == "test":
+        os.environ["IN_TEST"] = "1"  # the notebooks' small configurations, as under nbdev_test
+    else:
+        os.environ.pop("IN_TEST", None)  # the chapters as a reader runs them: full-size models and figures
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     import nbformat
@@ -194,12 +198,13 @@ def execute(nb_path: str, cwd: str, timeout: int) -> tuple[str, float]:
     return nbformat.writes(nbn), elapsed
 
 
-def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cache: bool) -> dict[Path, str]:
+def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cache: bool,
+                size: str = "full") -> dict[Path, str]:
     "Every notebook of `files` executed (from the cache where it is current), as {path: JSON text}."
     cache.mkdir(parents=True, exist_ok=True)
     done, todo = {}, []
     for path in files:
-        cached = cache / f"{path.stem}.{cache_key(path)}.ipynb"
+        cached = cache / f"{path.stem}.{size}.{cache_key(path, size)}.ipynb"
         if use_cache and cached.exists():
             done[path] = cached.read_text(encoding="utf-8")
             print(f"  {path.name}: cached")
@@ -209,7 +214,8 @@ def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cac
         return done
     failures = []
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
-        started = {pool.submit(execute, str(path), str(path.parent), timeout): (path, cached) for path, cached in todo}
+        started = {pool.submit(execute, str(path), str(path.parent), timeout, size): (path, cached)
+                   for path, cached in todo}
         for future in as_completed(started):
             path, cached = started[future]
             try:
@@ -218,7 +224,7 @@ def execute_all(files: list[Path], cache: Path, jobs: int, timeout: int, use_cac
                 failures.append(f"{path.name}: {type(error).__name__}: {str(error)[-3000:]}")
                 print(f"  {path.name}: FAILED")
                 continue
-            for old in cache.glob(f"{path.stem}.*.ipynb"):
+            for old in cache.glob(f"{path.stem}.{size}.*.ipynb"):
                 old.unlink()
             cached.write_text(text, encoding="utf-8")
             done[path] = text
@@ -552,7 +558,8 @@ def vendor(build: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------------ main
 def build(only=None, extra=(), build_dir: Path = DEFAULT_BUILD, out: Path | None = None, jobs: int = 2,
-          timeout: int = 900, use_cache: bool = True, strict: bool = False, cache_dir: Path | None = None) -> Path:
+          timeout: int = 900, use_cache: bool = True, strict: bool = False, cache_dir: Path | None = None,
+          size: str = "full") -> Path:
     t0 = time.time()
     cfg = settings()
     build_dir = Path(build_dir).resolve()
@@ -571,7 +578,7 @@ def build(only=None, extra=(), build_dir: Path = DEFAULT_BUILD, out: Path | None
 
     print(f"[{time.time() - t0:5.0f} s] executing {len(files) + len(extras)} notebooks ({jobs} at a time)")
     cache = Path(cache_dir).resolve() if cache_dir else DEFAULT_BUILD / "cache"
-    executed = execute_all(files + extras, cache, jobs, timeout, use_cache)
+    executed = execute_all(files + extras, cache, jobs, timeout, use_cache, size)
 
     print(f"[{time.time() - t0:5.0f} s] processing with nbdev's processors and translating for myst-nb")
     pages = {page_name(p): p for p in files + extras}
@@ -639,10 +646,13 @@ def main(argv=None):
                         help="notebooks executed at once (default 2)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds one cell may run (default 900)")
     parser.add_argument("--no-cache", action="store_true", help="execute every notebook again")
+    parser.add_argument("--size", choices=("full", "test"), default="full",
+                        help="run the chapters at their full size, as a reader does (default; the first build takes "
+                             "long, later ones reuse the cache), or at the small sizes the tests use (IN_TEST=1)")
     parser.add_argument("--strict", action="store_true", help="fail on any Sphinx warning")
     args = parser.parse_args(argv)
     build(args.only, args.extra, args.build_dir, args.out, args.jobs, args.timeout, not args.no_cache, args.strict,
-          args.cache_dir)
+          args.cache_dir, args.size)
 
 
 if __name__ == "__main__":

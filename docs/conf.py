@@ -37,6 +37,7 @@ _vendor = os.environ.get("MMGEN_DOCS_VENDOR")  # set by docs/build.py: the npm f
 html_static_path = ["_static"] + ([f"{_vendor}/static"] if _vendor else [])
 html_extra_path = [f"{_vendor}/extra"] if _vendor else []  # the widget manager's icon fonts, where it looks
 html_css_files = ["mmgen.css"]
+html_search_scorer = str(Path(__file__).resolve().parent / "search_scorer.js")  # chapters named by the query first
 html_show_sourcelink = False
 html_copy_source = False
 html_theme_options = {"navigation_with_keys": True, "top_of_page_buttons": []}

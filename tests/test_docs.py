@@ -107,7 +107,7 @@ def site(tmp_path_factory):
         return Path(os.environ["MMGEN_DOCS_SITE"])
     build = tmp_path_factory.mktemp("docs")
     start = time.time()
-    result = subprocess.run([sys.executable, "docs/build.py", "--only", *SUBSET, "--extra", str(FIXTURE),
+    result = subprocess.run([sys.executable, "docs/build.py", "--size", "test", "--only", *SUBSET, "--extra", str(FIXTURE),
                              "--build-dir", str(build)], cwd=ROOT, capture_output=True, text=True)
     print(f"docs build: {time.time() - start:.0f} s\n{result.stdout[-3000:]}")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
