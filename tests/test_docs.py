@@ -88,7 +88,7 @@ def test_teaching_chapters_end_with_exercises_and_checked_solutions():
         numbers = [int(m) for t in text[heads[0]:] for m in re.findall(r"^\*\*Exercise (\d+)\.\*\*", t, re.M)]
         assert len(numbers) >= 2 and numbers == list(range(1, len(numbers) + 1)), (stem, numbers)
         for n in numbers:
-            at = next(i for i, t in enumerate(text) if i > heads[0] and f"**Exercise {n}.**" in t)
+            at = next(i for i, t in enumerate(text) if i >= heads[0] and f"**Exercise {n}.**" in t)
             solution = next(i for i in range(at + 1, len(cells)) if cells[i]["cell_type"] == "code")
             lines = text[solution].splitlines()
             assert lines[:2] == ["#| code-fold: true", f"# Solution to exercise {n}"], (stem, n, lines[:2])
@@ -309,7 +309,7 @@ def visit(browser, url: str, screenshot: Path) -> dict:
             return [...article.querySelectorAll('pre, mjx-container[display="true"], .cell_output img, table')]
                 .filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().width > column + 1)
                 .map(e => `${e.tagName.toLowerCase()} ${e.scrollWidth}px in ${Math.round(column)}px: ` +
-                          (e.innerText || e.getAttribute('aria-label') || e.src || '').slice(0, 70).replace(/\s+/g, ' '));
+                          (e.innerText || e.getAttribute('aria-label') || e.src || '').slice(0, 70).replace(/\\s+/g, ' '));
         })(),
         snapshot_notes: document.querySelectorAll('.widget-snapshot-note').length,
         widget_outputs: [...document.querySelectorAll('.cell_output')].filter(
