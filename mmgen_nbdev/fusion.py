@@ -315,7 +315,7 @@ def _given_posterior(self: MultimodalVAE, batch):
     experts, given = self._experts(batch), tuple(m for m in self.modalities if m in batch)
     if self.fusion != "moe":
         return self._subset_posterior(experts, given)
-    means, log_vars = ops.stack([experts[m][0] for m in given]), ops.stack([experts[m][1] for m in given])
+    means, log_vars = self._components(experts, given)
     mean = ops.mean(means, axis=0)  # moment matching
     return mean, ops.log(ops.mean(ops.exp(log_vars) + ops.square(means), axis=0) - ops.square(mean))
 
@@ -326,7 +326,15 @@ def _posterior_graph(self: MultimodalVAE, batch):
     if self.fusion != "moe":
         return self._given_posterior(batch)
     experts = self._experts(batch)
-    return ops.stack([experts[m][0] for m in experts]), ops.stack([experts[m][1] for m in experts])
+    return self._components(experts, tuple(experts))
+
+
+@patch
+def _components(self: MultimodalVAE, experts, given):
+    """A mixture's components for the `given` modalities, stacked (means, log-variances): each modality's own
+    posterior, its expert times the prior, exactly as training fused it."""
+    components = [self._subset_posterior(experts, (m,)) for m in given]
+    return ops.stack([c[0] for c in components]), ops.stack([c[1] for c in components])
 
 
 @patch

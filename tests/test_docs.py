@@ -311,6 +311,8 @@ def visit(browser, url: str, screenshot: Path) -> dict:
                 .map(e => `${e.tagName.toLowerCase()} ${e.scrollWidth}px in ${Math.round(column)}px: ` +
                           (e.innerText || e.getAttribute('aria-label') || e.src || '').slice(0, 70).replace(/\\s+/g, ' '));
         })(),
+        tracking: ((document.querySelector('article') || document.body).innerText.match(
+            /[^.\n]{0,60}\b(issue #\d+|issues? #?\d+'s|the issue'?s\b|[Ii]ssue #)[^.\n]{0,40}/g) || []),
         snapshot_notes: document.querySelectorAll('.widget-snapshot-note').length,
         widget_outputs: [...document.querySelectorAll('.cell_output')].filter(
             o => o.querySelector('script[type="application/vnd.jupyter.widget-view+json"]')).map(
@@ -335,6 +337,7 @@ def test_every_page_renders_offline_in_chromium(site, server, browser):
             problems.append(f"{name}: {seen['math']} maths, {seen['mjx']} typeset, {seen['mjx_errors']} errors")
         problems += [f"{name}: image not loaded {i['src']}" for i in seen["images"] if not i["ok"]]
         problems += [f"{name}: wider than the column: {w}" for w in seen["wide"]]
+        problems += [f"{name}: speaks of project tracking, which a reader cannot see: {t!r}" for t in seen["tracking"]]
         problems += [f"{name}: a widget neither moves on the page nor says it is a snapshot"
                      for said in seen["widget_outputs"] if not said]
     print("\n".join(report))

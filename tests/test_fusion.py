@@ -112,6 +112,21 @@ def test_mixture_generation_is_reproducible_by_seed(data):
     np.testing.assert_array_equal(first, model.generate(given=given, target="audio", seed=3))
 
 
+@pytest.mark.parametrize("fusion", ["moe", "mopoe", "poe"])
+def test_inference_uses_the_posteriors_training_fused(data, fusion):
+    """One modality's posterior is its expert times the prior, as in training, for every fusion (the mixture's
+    components included): decoding codes the decoders were never trained on would be wrong."""
+    x, _ = data
+    model = small_model(fusion)
+    image = x["image"][:5]
+    mean, log_var = model.encoders["image"].predict(image, verbose=0)
+    expected_mean, expected_log_var = (keras.ops.convert_to_numpy(v)
+                                       for v in product_of_experts(mean[None], log_var[None]))
+    got_mean, got_log_var = model.posterior({"image": image})
+    np.testing.assert_allclose(got_mean, expected_mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_log_var, expected_log_var, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("fusion", ["mopoe", "concat"])
 def test_save_reload_and_resume(tmp_path, data, fusion):
     x, _ = data
