@@ -319,8 +319,9 @@ class Site:
             fragment = owner if owner in anchors else ""
         return f"{page}.html" + (f"#{fragment}" if fragment else "")
 
-    def links(self, text: str, page: str = "index") -> str:
-        "nbdev's links to the published site made local; links to chapters (`04_vae.ipynb`) renamed or unlinked."
+    def links(self, text: str, page: str = "index", output: bool = False) -> str:
+        """nbdev's links to the published site made local; links to chapters (`04_vae.ipynb`) renamed or unlinked
+        (in a cell's `output`, which myst-nb does not resolve, as HTML links to the page)."""
         def doclink(match):
             label, url = match.group(1), match.group(2)
             href = self.local_href(url)
@@ -332,6 +333,9 @@ class Site:
 
         def chapter(match):
             label, stem, fragment = match.group(1), match.group(2), match.group(3) or ""
+            if stem in self.stems and output:
+                inner = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
+                return f'<a class="reference internal" href="{self.stems[stem]}.html{html.escape(fragment)}">{inner}</a>'
             if stem in self.stems:
                 return f"[{label}]({self.stems[stem]}.ipynb{fragment})"
             return label  # not part of this (partial) build
@@ -408,7 +412,7 @@ class Site:
                         md = "".join(md) if isinstance(md, list) else md
                         if "show_doc(" in source:
                             md = self.showdoc_markdown(page, md)
-                        out["data"]["text/markdown"] = self.links(md, page)
+                        out["data"]["text/markdown"] = self.links(md, page, output=True)
                     outputs.append(out)
                 if opts.get("snapshot") != "false":
                     outputs = self.snapshot_note(page, outputs)

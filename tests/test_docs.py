@@ -312,7 +312,7 @@ def visit(browser, url: str, screenshot: Path) -> dict:
                           (e.innerText || e.getAttribute('aria-label') || e.src || '').slice(0, 70).replace(/\\s+/g, ' '));
         })(),
         tracking: ((document.querySelector('article') || document.body).innerText.match(
-            /[^.\n]{0,60}\b(issue #\d+|issues? #?\d+'s|the issue'?s\b|[Ii]ssue #)[^.\n]{0,40}/g) || []),
+            /[^.\\n]{0,60}\\b(issue #\\d+|issues? #?\\d+'s|the issue'?s\\b|[Ii]ssue #)[^.\\n]{0,40}/g) || []),
         snapshot_notes: document.querySelectorAll('.widget-snapshot-note').length,
         widget_outputs: [...document.querySelectorAll('.cell_output')].filter(
             o => o.querySelector('script[type="application/vnd.jupyter.widget-view+json"]')).map(
