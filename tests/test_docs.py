@@ -212,6 +212,7 @@ def test_widgets_move_on_the_static_page_or_say_they_are_snapshots(site, server,
                       .filter(e => e.offsetParent !== null && e.innerText.startsWith('page'))
                       .map(e => e.innerText)"""
     before = page.evaluate(shown)
+    page.locator(".mmgen-offline-player").scroll_into_view_if_needed()  # the mouse acts inside the viewport
     handle = page.locator(".mmgen-offline-player .noUi-handle").bounding_box()
     track = page.locator(".mmgen-offline-player .noUi-target").bounding_box()
     page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
