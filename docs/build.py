@@ -53,9 +53,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 DEFAULT_BUILD = DOCS / "_build"
-CACHE_VERSION = "1"
+CACHE_VERSION = "1"  # bump to invalidate every cached execution
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-SOURCE = "source"  # the site's folder of repository files shown as pages (the targets of nbdev's "source" links)  # bump to invalidate every cached execution
+SOURCE = "source"  # the site's folder of repository files shown as pages (the targets of nbdev's "source" links)
 
 # Pinned npm packages: (version, sha512 integrity from the registry, {file in the tarball: name in _static/vendor}).
 # Both are fetched as plain tarballs (no npm needed); the widget manager bundle alone is 3.6 MB, too big to commit.
@@ -269,8 +269,8 @@ class Site:
         self.anchors: dict[str, dict[str, tuple]] = {}  # page -> {anchor: (name, one-line summary)}
         self.html_ids: dict[str, set] = {}  # page -> ids set by HTML in its markdown (and the show_doc anchors)
         self.nbs, self.git_url, self.branch = ROOT / cfg["nbs_path"], cfg["git_url"].rstrip("/"), cfg["branch"]
-        self.sources: set[str] = set()
-        self.titles: dict[str, str] = {}  # repository files linked from the pages, shown under SOURCE/
+        self.sources: set[str] = set()  # repository files linked from the pages, shown under SOURCE/
+        self.titles: dict[str, str] = {}  # page -> title, once the pages are translated
 
     # -- show_doc output --------------------------------------------------------------------------------------
     def showdoc_markdown(self, page: str, text: str) -> str:
@@ -334,7 +334,7 @@ class Site:
         def chapter(match):
             label, stem, fragment = match.group(1), match.group(2), match.group(3) or ""
             if stem in self.stems and output:
-                inner = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
+                inner = inline_html(label)
                 return f'<a class="reference internal" href="{self.stems[stem]}.html{html.escape(fragment)}">{inner}</a>'
             if stem in self.stems:
                 return f"[{label}]({self.stems[stem]}.ipynb{fragment})"
@@ -349,7 +349,7 @@ class Site:
             path = (self.nbs / base).resolve()
             if path.is_relative_to(ROOT) and path.is_file():
                 href = self.source_href(f"{self.git_url}/blob/{self.branch}/{path.relative_to(ROOT).as_posix()}")
-                inner = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
+                inner = inline_html(label)
                 return f'<a class="reference external" href="{html.escape(href)}">{inner}</a>'
             print(f"  warning: a link to {target!r} points outside the repository or at nothing; shown as text")
             return label
@@ -361,7 +361,7 @@ class Site:
             if to not in self.pages or fragment not in self.html_ids.get(to, set()):
                 return match.group(0)
             href = (f"{to}.html" if to != page else "") + f"#{fragment}"
-            inner = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
+            inner = inline_html(label)
             return f'<a class="reference internal" href="{href}">{inner}</a>'
         return re.sub(r"(?<!!)\[([^\]]+)\]\(([\w.-]+\.ipynb)?#([^)\s]+)\)", html_target, text)
 
@@ -464,6 +464,11 @@ class Site:
                       + (f" — {self.links(s, 'api')}" if s else "") for a, (n, s) in anchors.items()]  # s: markdown
             lines.append("")
         return "\n".join(lines)
+
+
+def inline_html(label: str) -> str:
+    "A link's Markdown label as HTML: escaped, with its `code` spans kept."
+    return re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(label, quote=False))
 
 
 def _has_widget_state(data: dict) -> bool:

@@ -23,7 +23,8 @@ from .render import (
 from .views import ModelView, _head, _rows, check_data, data_for, display_range, modality_rows
 
 # %% auto #0
-__all__ = ['PANELS', 'OUTPUTS', 'Throttle', 'Painter', 'Frame', 'FrameView', 'write_frame', 'TrainingDashboard', 'offline_player']
+__all__ = ['PANELS', 'OUTPUTS', 'Throttle', 'Painter', 'Frame', 'titled_panel', 'FrameView', 'write_frame', 'TrainingDashboard',
+           'offline_player']
 
 # %% ../nbs/09c_dashboard.ipynb #f4dd99b5
 class Throttle:
@@ -188,6 +189,12 @@ class Frame:
     trigger: str = "epoch"
 
 # %% ../nbs/09c_dashboard.ipynb #fb63a6c0
+def titled_panel(panel: str, image: widgets.Image) -> widgets.VBox:
+    "A panel's image under its title, as the dashboard lays it out."
+    return widgets.VBox([widgets.HTML(f"<b style='font-size: 0.85em'>{Painter.TITLES[panel]}</b>"), image],
+                        layout=widgets.Layout(margin="0 8px 8px 0"))
+
+
 class FrameView:
     "The dashboard's widget: a status line, one image per panel, and a replay slider over the frames."
 
@@ -205,9 +212,7 @@ class FrameView:
 
     def use(self, panels):
         "Show these panels, each under its title."
-        self.panels.children = [
-            widgets.VBox([widgets.HTML(f"<b style='font-size: 0.85em'>{Painter.TITLES[p]}</b>"), self.images[p]],
-                         layout=widgets.Layout(margin="0 8px 8px 0")) for p in panels]
+        self.panels.children = [titled_panel(p, self.images[p]) for p in panels]
 
     def show(self, frame: Frame, index: int, count: int):
         "Put `frame` (number `index` of `count`) in the panels, the status line and the slider."
@@ -414,9 +419,8 @@ def offline_replay(self: TrainingDashboard, panels=None, interval: int = 600) ->
     chosen = drawn if panels is None else [check_choice(p, "panels", drawn) for p in panels]
     pages = []
     for frame in self.frames:
-        cells = [widgets.VBox([widgets.HTML(f"<b style='font-size: 0.85em'>{Painter.TITLES[p]}</b>"),
-                               widgets.Image(value=frame.images[p], format="png")],
-                              layout=widgets.Layout(margin="0 8px 8px 0")) for p in chosen if p in frame.images]
+        cells = [titled_panel(p, widgets.Image(value=frame.images[p], format="png"))
+                 for p in chosen if p in frame.images]
         pages.append(widgets.VBox([widgets.Label(frame.status),
                                    widgets.HBox(cells, layout=widgets.Layout(flex_flow="row wrap"))]))
     return offline_player(pages, "replay", interval)

@@ -10,11 +10,11 @@ from keras import ops
 
 from .checks import check_finite, check_positive_int
 from .data import multidigits_vocabulary, shapes_vocabulary
-from .modalities import ModelProtocol, stream_batches
+from .modalities import ModelProtocol, _is_stream, stream_batches
 from .render import _spectrogram_tiles, _to_unit
 
 # %% auto #0
-__all__ = ['ModelView', 'is_stream', 'stream_head', 'check_data', 'data_for', 'display_range', 'modality_rows']
+__all__ = ['ModelView', 'stream_head', 'check_data', 'data_for', 'display_range', 'modality_rows']
 
 # %% ../nbs/09b_views.ipynb #b2a9cf5a
 def _numpy(value):
@@ -210,12 +210,6 @@ def _head(data, n):
     return {k: v[:n] for k, v in data.items()} if isinstance(data, dict) else data[:n]
 
 
-def is_stream(data) -> bool:
-    "Whether `data` is a stream of batches (a `PyDataset`, a `tf.data.Dataset`, a DataLoader) rather than arrays."
-    return isinstance(data, keras.utils.PyDataset) or (
-        hasattr(data, "__iter__") and not isinstance(data, (np.ndarray, dict, list, tuple, str, bytes)))
-
-
 def stream_head(stream, rows: int, name: str = "data") -> tuple:
     """The first `rows` rows of a stream as arrays (a dict of arrays for a multimodal stream), and its targets as
     labels when they are integer classes, one per row (an image folder's, say); else None. Reads only the batches
@@ -251,7 +245,7 @@ def check_data(data, labels, name: str = "data", rows: int = 500):
         if labels is not None:
             raise ValueError("`labels` colour the points of `data`: pass `data` too.")
         return None, None
-    if is_stream(data):
+    if _is_stream(data) and hasattr(data, "__iter__"):  # a stream of batches we can read (not any object)
         if labels is not None:
             raise ValueError(f"`labels` go with arrays: from a stream `{name}`, the labels are its own integer "
                              "targets (an image folder's classes, say); leave `labels` out.")
